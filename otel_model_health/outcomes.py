@@ -1,0 +1,215 @@
+"""Outcome of one model call, and the two classifiers that produce it.
+
+``classify_call`` turns what our instrumentation saw (HTTP status, exception, how a stream ended) into an
+``(outcome, error.type)`` pair; ``classify_span`` does the same for GenAI spans of other
+instrumentations. Both are pure functions and users can replace either (see docs/outcomes.md).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any, Final, NamedTuple
+
+from . import semconv
+
+
+class Outcome(enum.StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"  # counts against the model
+    RATE_LIMITED = "rate_limited"  # not a failure; makes the key unavailable until Retry-After
+    NEUTRAL = "neutral"  # recorded, not held against the model (bad request, caller cancelled)
+
+
+class StreamEnd(enum.StrEnum):
+    """How a streamed response ended, as far as the instrumentation could tell."""
+
+    COMPLETE = "complete"  # terminal event seen (`[DONE]`, `message_stop`), or a complete body
+    NO_TERMINAL_EVENT = "no_terminal_event"  # clean EOF without the terminal event
+    DROPPED = "dropped"  # connection broke mid-body
+    CANCELLED = "cancelled"  # the caller closed it early or abandoned it
+    ERROR_EVENT = "error_event"  # the provider sent an `error` event inside a 200 stream
+
+
+class Classification(NamedTuple):
+    outcome: Outcome
+    error_type: str | None  # low-cardinality `error.type`; None for success
+
+
+# error.type values of our own
+TIMEOUT: Final = "timeout"
+CONNECTION_ERROR: Final = "connection_error"
+INCOMPLETE_STREAM: Final = "incomplete_stream"
+MODEL_NOT_FOUND: Final = "model_not_found"
+AUTH_ERROR: Final = "auth_error"
+CANCELLED: Final = "cancelled"
+STREAM_ERROR: Final = "stream_error"  # an `error` event whose type the provider did not name
+
+SUCCESS: Final = Classification(Outcome.SUCCESS, None)
+
+_NEUTRAL_STATUSES: Final = frozenset({400, 413, 422})
+
+# Exception class names (any class in the MRO) of the openai / anthropic SDKs, httpx(2) and the
+# standard library, mapped to an outcome. Looked up by name so no SDK needs importing.
+_EXCEPTION_NAMES: Final[dict[str, Classification]] = {
+    "RateLimitError": Classification(Outcome.RATE_LIMITED, "429"),
+    "APITimeoutError": Classification(Outcome.FAILURE, TIMEOUT),
+    "TimeoutException": Classification(Outcome.FAILURE, TIMEOUT),  # httpx(2) timeouts
+    "TimeoutError": Classification(Outcome.FAILURE, TIMEOUT),
+    "APIConnectionError": Classification(Outcome.FAILURE, CONNECTION_ERROR),
+    "NetworkError": Classification(Outcome.FAILURE, CONNECTION_ERROR),  # httpx(2) connect/read/write
+    "RemoteProtocolError": Classification(Outcome.FAILURE, CONNECTION_ERROR),
+    "ConnectionError": Classification(Outcome.FAILURE, CONNECTION_ERROR),  # builtin: refused, reset
+    "gaierror": Classification(Outcome.FAILURE, CONNECTION_ERROR),  # DNS
+    "InternalServerError": Classification(Outcome.FAILURE, "500"),
+    "OverloadedError": Classification(Outcome.FAILURE, "529"),
+    "ServiceUnavailableError": Classification(Outcome.FAILURE, "503"),
+    "NotFoundError": Classification(Outcome.FAILURE, MODEL_NOT_FOUND),
+    "AuthenticationError": Classification(Outcome.FAILURE, AUTH_ERROR),
+    "PermissionDeniedError": Classification(Outcome.FAILURE, AUTH_ERROR),
+    "BadRequestError": Classification(Outcome.NEUTRAL, "400"),
+    "UnprocessableEntityError": Classification(Outcome.NEUTRAL, "422"),
+    "RequestTooLargeError": Classification(Outcome.NEUTRAL, "413"),
+    "CancelledError": Classification(Outcome.NEUTRAL, CANCELLED),
+    "GeneratorExit": Classification(Outcome.NEUTRAL, CANCELLED),
+    "KeyboardInterrupt": Classification(Outcome.NEUTRAL, CANCELLED),
+}
+
+# `error.type` values other instrumentations put on GenAI spans: SDK exception names (above) and
+# provider error types from response bodies (Anthropic `overloaded_error`, OpenAI `server_error`).
+_ERROR_TYPE_NAMES: Final[dict[str, Classification]] = {
+    **_EXCEPTION_NAMES,
+    "overloaded_error": Classification(Outcome.FAILURE, "overloaded_error"),
+    "api_error": Classification(Outcome.FAILURE, "api_error"),
+    "server_error": Classification(Outcome.FAILURE, "server_error"),
+    "rate_limit_error": Classification(Outcome.RATE_LIMITED, "429"),
+    "rate_limit_exceeded": Classification(Outcome.RATE_LIMITED, "429"),
+    "not_found_error": Classification(Outcome.FAILURE, MODEL_NOT_FOUND),
+    "model_not_found": Classification(Outcome.FAILURE, MODEL_NOT_FOUND),
+    "authentication_error": Classification(Outcome.FAILURE, AUTH_ERROR),
+    "permission_error": Classification(Outcome.FAILURE, AUTH_ERROR),
+    "invalid_request_error": Classification(Outcome.NEUTRAL, "invalid_request_error"),
+    TIMEOUT: Classification(Outcome.FAILURE, TIMEOUT),
+    CONNECTION_ERROR: Classification(Outcome.FAILURE, CONNECTION_ERROR),
+    INCOMPLETE_STREAM: Classification(Outcome.FAILURE, INCOMPLETE_STREAM),
+    MODEL_NOT_FOUND: Classification(Outcome.FAILURE, MODEL_NOT_FOUND),
+    AUTH_ERROR: Classification(Outcome.FAILURE, AUTH_ERROR),
+    CANCELLED: Classification(Outcome.NEUTRAL, CANCELLED),
+}
+
+
+def classify_status(status_code: int) -> Classification:
+    """Map an HTTP status to an outcome (DESIGN.md "Outcomes")."""
+    if 200 <= status_code < 300:
+        return SUCCESS
+    if status_code == 429:
+        return Classification(Outcome.RATE_LIMITED, "429")
+    if status_code == 408:
+        return Classification(Outcome.FAILURE, TIMEOUT)
+    if status_code == 404:
+        return Classification(Outcome.FAILURE, MODEL_NOT_FOUND)
+    if status_code in (401, 403):
+        return Classification(Outcome.FAILURE, AUTH_ERROR)
+    if status_code >= 500:  # includes Anthropic's 529 "overloaded"
+        return Classification(Outcome.FAILURE, str(status_code))
+    if status_code in _NEUTRAL_STATUSES:
+        return Classification(Outcome.NEUTRAL, str(status_code))
+    # Other 4xx are about the caller's request (409, 402 ...); 1xx/3xx never end a model call.
+    return Classification(Outcome.NEUTRAL, str(status_code))
+
+
+def classify_exception(exc: BaseException) -> Classification:
+    """Map an exception raised by a model call. SDK errors carrying ``status_code`` use the status."""
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and not isinstance(status, bool):
+        return classify_status(status)
+    for cls in type(exc).__mro__:
+        hit = _EXCEPTION_NAMES.get(cls.__name__)
+        if hit is not None:
+            return hit
+    return Classification(Outcome.FAILURE, type(exc).__qualname__)
+
+
+def classify_call(
+    *,
+    status_code: int | None = None,
+    exception: BaseException | None = None,
+    stream_end: StreamEnd | None = None,
+    stream_error_type: str | None = None,
+) -> Classification:
+    """The default classifier for a call our instrumentation observed.
+
+    Precedence: an exception, then a non-2xx status, then how the stream ended.
+    """
+    if exception is not None:
+        if stream_end is StreamEnd.CANCELLED:
+            return Classification(Outcome.NEUTRAL, CANCELLED)
+        return classify_exception(exception)
+    if status_code is not None and not 200 <= status_code < 300:
+        return classify_status(status_code)
+    if stream_end is None or stream_end is StreamEnd.COMPLETE:
+        return SUCCESS
+    if stream_end is StreamEnd.CANCELLED:
+        return Classification(Outcome.NEUTRAL, CANCELLED)
+    if stream_end is StreamEnd.NO_TERMINAL_EVENT:
+        return Classification(Outcome.FAILURE, INCOMPLETE_STREAM)
+    if stream_end is StreamEnd.DROPPED:
+        return Classification(Outcome.FAILURE, CONNECTION_ERROR)
+    # ERROR_EVENT: a rate-limit error event is still a rate limit.
+    named = _ERROR_TYPE_NAMES.get(stream_error_type or "")
+    if named is not None and named.outcome is Outcome.RATE_LIMITED:
+        return named
+    return Classification(Outcome.FAILURE, stream_error_type or STREAM_ERROR)
+
+
+def classify_span(attributes: Mapping[str, Any], *, status_is_error: bool) -> Classification:
+    """The default classifier for a GenAI span of another instrumentation."""
+    status = attributes.get(semconv.HTTP_RESPONSE_STATUS_CODE)
+    if isinstance(status, int) and not isinstance(status, bool):
+        return classify_status(status)
+    error_type = attributes.get(semconv.ERROR_TYPE)
+    if isinstance(error_type, str) and error_type:
+        short = error_type.rsplit(".", 1)[-1]  # `openai.RateLimitError` → `RateLimitError`
+        if short.isdigit():
+            return classify_status(int(short))
+        named = _ERROR_TYPE_NAMES.get(short)
+        if named is not None:
+            return named
+        return Classification(Outcome.FAILURE, short)
+    if status_is_error:
+        return Classification(Outcome.FAILURE, semconv.ERROR_TYPE_OTHER)
+    return SUCCESS
+
+
+CallClassifier = Callable[..., Classification]
+"""Signature of ``classify_call``: keyword arguments ``status_code``, ``exception``, ``stream_end``,
+``stream_error_type``."""
+
+SpanClassifier = Callable[..., Classification]
+"""Signature of ``classify_span``: ``(attributes, *, status_is_error)``."""
+
+MAX_RETRY_AFTER_S: Final = 3600.0
+
+
+def parse_retry_after(value: str | None, *, now_epoch_s: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` (or ``retry-after-ms``) header value; None if absent or
+    unparseable. Capped at an hour so a hostile header cannot disable a model for days."""
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None or now_epoch_s is None:
+            import time
+
+            now_epoch_s = time.time() if now_epoch_s is None else now_epoch_s
+        seconds = when.timestamp() - now_epoch_s
+    if seconds != seconds or seconds < 0:  # NaN or in the past
+        return 0.0 if seconds == seconds else None
+    return min(seconds, MAX_RETRY_AFTER_S)
