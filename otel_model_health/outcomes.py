@@ -8,6 +8,7 @@ instrumentations. Both are pure functions and users can replace either (see docs
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any, Final, NamedTuple
@@ -210,6 +211,6 @@ def parse_retry_after(value: str | None, *, now_epoch_s: float | None = None) ->
 
             now_epoch_s = time.time() if now_epoch_s is None else now_epoch_s
         seconds = when.timestamp() - now_epoch_s
-    if seconds != seconds or seconds < 0:  # NaN or in the past
-        return 0.0 if seconds == seconds else None
-    return min(seconds, MAX_RETRY_AFTER_S)
+    if math.isnan(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)

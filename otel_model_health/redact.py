@@ -20,7 +20,7 @@ _KEY_LIKE: Final = re.compile(
     | \bAIza[0-9A-Za-z_\-]{20,}                           # Google API keys
     | \bgsk_[A-Za-z0-9]{16,}                               # Groq keys
     | \bxai-[A-Za-z0-9]{16,}                               # xAI keys
-    | ((?:api[_-]?key|key|token|access_token|secret|password|sig|signature)=)[^&\s"']+   # key-like query params
+    | ((?:api[_-]?key|key|token|access_token|secret|password|sig|signature)=)[^&\s"']+  # query params
     """,
     re.IGNORECASE | re.VERBOSE,
 )

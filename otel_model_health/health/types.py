@@ -64,8 +64,10 @@ class BreakerConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and (
-                math.isnan(value) or value < 0
+            if (
+                isinstance(value, (int, float))
+                and not isinstance(value, bool)
+                and (math.isnan(value) or value < 0)
             ):
                 raise ValueError(f"BreakerConfig.{f.name} must be >= 0, got {value!r}")
         if self.window_kind not in ("count", "time"):
@@ -91,7 +93,9 @@ class BreakerConfig:
                 f"({self.open_wait_s})"
             )
         if self.backoff_multiplier < 1:
-            raise ValueError(f"BreakerConfig.backoff_multiplier must be >= 1, got {self.backoff_multiplier!r}")
+            raise ValueError(
+                f"BreakerConfig.backoff_multiplier must be >= 1, got {self.backoff_multiplier!r}"
+            )
         if self.jitter >= 1:
             raise ValueError(f"BreakerConfig.jitter must be in [0, 1), got {self.jitter!r}")
 

@@ -1,0 +1,88 @@
+"""The registry, tracer provider and meter provider that instrumentation uses when given none.
+
+``configure()`` sets them; without it, a process-wide registry is created on first use and the global
+OpenTelemetry providers are used. ``generation`` changes on every ``set_defaults`` so cached
+instruments know when to re-resolve (one integer compare per call).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import TYPE_CHECKING
+
+from opentelemetry import metrics, trace
+
+from .outcomes import CallClassifier, classify_call
+
+if TYPE_CHECKING:
+    from .health.registry import HealthRegistry
+
+_lock = threading.Lock()
+_registry: HealthRegistry | None = None
+_tracer_provider: trace.TracerProvider | None = None
+_meter_provider: metrics.MeterProvider | None = None
+_capture_content: bool | None = None
+generation = 0
+
+CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+_CAPTURE_ON = frozenset({"true", "1", "span_only", "span_and_event"})
+
+
+def set_defaults(
+    *,
+    registry: HealthRegistry | None,
+    tracer_provider: trace.TracerProvider | None,
+    meter_provider: metrics.MeterProvider | None,
+    capture_content: bool | None = None,
+) -> None:
+    global _registry, _tracer_provider, _meter_provider, _capture_content, generation
+    with _lock:
+        _registry = registry
+        _tracer_provider = tracer_provider
+        _meter_provider = meter_provider
+        _capture_content = capture_content
+        generation += 1
+
+
+def default_registry() -> HealthRegistry:
+    global _registry
+    registry = _registry
+    if registry is not None:
+        return registry
+    from .health.registry import HealthRegistry
+
+    with _lock:
+        if _registry is None:
+            _registry = HealthRegistry()
+        return _registry
+
+
+def default_tracer_provider() -> trace.TracerProvider:
+    return _tracer_provider if _tracer_provider is not None else trace.get_tracer_provider()
+
+
+def default_meter_provider() -> metrics.MeterProvider:
+    return _meter_provider if _meter_provider is not None else metrics.get_meter_provider()
+
+
+def capture_content_enabled() -> bool:
+    """Prompt/completion capture: off unless configure() or the GenAI env variable opts in."""
+    if _capture_content is not None:
+        return _capture_content
+    return os.environ.get(CAPTURE_CONTENT_ENV, "").strip().lower() in _CAPTURE_ON
+
+
+_call_classifier: CallClassifier | None = None
+
+
+def set_call_classifier(classifier: CallClassifier | None) -> None:
+    """Replace the classification of calls our instrumentation observes (None restores the default)."""
+    global _call_classifier, generation
+    with _lock:
+        _call_classifier = classifier
+        generation += 1
+
+
+def call_classifier() -> CallClassifier:
+    return _call_classifier if _call_classifier is not None else classify_call

@@ -1,0 +1,420 @@
+"""One model call → one span, the GenAI metrics, and one ``registry.record`` (innermost call wins).
+
+Both the decorators and the transport drive a ``CallMeasurement``: ``start_call`` when the call begins,
+``activate``/``deactivate`` around the part that runs in the caller's context (so nested calls see it as
+their parent), response details as they become known, and ``finish`` exactly once.
+
+Innermost wins: a measurement started while another is active remembers it as its parent. When a
+measurement records an outcome, every ancestor is marked as having a counted descendant; an ancestor so
+marked still ends its span but neither records to the registry nor emits the GenAI metrics, so an SDK
+retry seen by the transport is not counted again by an enclosing decorator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from timeit import default_timer
+from typing import Any, Final
+
+from opentelemetry import context as otel_context
+from opentelemetry import metrics, trace
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+from .. import defaults, semconv
+from .._internal import report_internal_error
+from .._version import __version__
+from ..health.types import HealthRecorder
+from ..keys import ModelKey
+from ..outcomes import CallClassifier, Classification, Outcome, StreamEnd
+from ..redact import scrub
+
+_ACTIVE_KEY: Final = otel_context.create_key("otel_model_health.active_call")
+
+
+class Instruments:
+    """Tracer, GenAI histograms, recorder and classifier for one set of providers."""
+
+    __slots__ = ("classify", "duration", "recorder", "tokens", "tracer", "ttfc")
+
+    def __init__(
+        self,
+        *,
+        tracer_provider: trace.TracerProvider,
+        meter_provider: metrics.MeterProvider,
+        recorder: HealthRecorder,
+        classify: CallClassifier,
+    ) -> None:
+        self.tracer = tracer_provider.get_tracer(semconv.SCOPE_NAME, __version__)
+        meter = meter_provider.get_meter(semconv.SCOPE_NAME, __version__)
+        self.duration = meter.create_histogram(
+            semconv.METRIC_OPERATION_DURATION,
+            unit="s",
+            description="GenAI operation duration.",
+            explicit_bucket_boundaries_advisory=list(semconv.DURATION_BUCKETS),
+        )
+        self.tokens = meter.create_histogram(
+            semconv.METRIC_TOKEN_USAGE,
+            unit="{token}",
+            description="Number of input and output tokens used.",
+            explicit_bucket_boundaries_advisory=list(semconv.TOKEN_BUCKETS),
+        )
+        self.ttfc = meter.create_histogram(
+            semconv.METRIC_TIME_TO_FIRST_CHUNK,
+            unit="s",
+            description="Time to receive the first chunk of a streamed response.",
+            explicit_bucket_boundaries_advisory=list(semconv.DURATION_BUCKETS),
+        )
+        self.recorder = recorder
+        self.classify = classify
+
+
+# Instruments are cached per (tracer provider, meter provider, recorder, classifier): creating
+# instruments is not free and the SDK warns about duplicates. configure() runs rarely, so the cache
+# stays tiny.
+_instruments_cache: dict[tuple[int, int, int, int], tuple[Any, ...]] = {}
+
+
+def instruments_for(
+    *,
+    registry: HealthRecorder | None = None,
+    tracer_provider: trace.TracerProvider | None = None,
+    meter_provider: metrics.MeterProvider | None = None,
+) -> Instruments:
+    tp = tracer_provider if tracer_provider is not None else defaults.default_tracer_provider()
+    mp = meter_provider if meter_provider is not None else defaults.default_meter_provider()
+    rec: HealthRecorder = registry if registry is not None else defaults.default_registry()
+    classify = defaults.call_classifier()
+    cache_key = (id(tp), id(mp), id(rec), id(classify))
+    hit = _instruments_cache.get(cache_key)
+    if hit is not None:
+        instruments: Instruments = hit[0]
+        return instruments
+    instruments = Instruments(tracer_provider=tp, meter_provider=mp, recorder=rec, classify=classify)
+    # Keep the providers alive with the entry so their ids cannot be reused by other objects.
+    _instruments_cache[cache_key] = (instruments, tp, mp, rec, classify)
+    return instruments
+
+
+class InstrumentsRef:
+    """Resolves ``Instruments`` lazily and again whenever ``configure()`` changed the defaults."""
+
+    __slots__ = ("_generation", "_instruments", "_meter_provider", "_registry", "_tracer_provider")
+
+    def __init__(
+        self,
+        *,
+        registry: HealthRecorder | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+    ) -> None:
+        self._registry = registry
+        self._tracer_provider = tracer_provider
+        self._meter_provider = meter_provider
+        self._generation = -1
+        self._instruments: Instruments | None = None
+
+    def get(self) -> Instruments:
+        instruments = self._instruments
+        if instruments is None or self._generation != defaults.generation:
+            self._generation = defaults.generation
+            instruments = self._instruments = instruments_for(
+                registry=self._registry,
+                tracer_provider=self._tracer_provider,
+                meter_provider=self._meter_provider,
+            )
+        return instruments
+
+
+def suppressed() -> bool:
+    """True inside ``suppress_instrumentation()`` (e.g. an exporter's own HTTP calls)."""
+    return bool(otel_context.get_value(_SUPPRESS_INSTRUMENTATION_KEY))
+
+
+def current_call() -> CallMeasurement | None:
+    value = otel_context.get_value(_ACTIVE_KEY)
+    return value if isinstance(value, CallMeasurement) else None
+
+
+class CallMeasurement:
+    """The measurement of one model call. Never raises: internal errors are reported and swallowed."""
+
+    __slots__ = (
+        "_counted_descendant",
+        "_done",
+        "_first_chunk_s",
+        "_inst",
+        "_parent",
+        "_started_at",
+        "_t0",
+        "extra_metric_attributes",
+        "finish_reasons",
+        "input_tokens",
+        "key",
+        "mh_operation",
+        "operation_name",
+        "output_tokens",
+        "resend_count",
+        "response_id",
+        "response_model",
+        "server_address",
+        "server_port",
+        "span",
+    )
+
+    def __init__(
+        self,
+        inst: Instruments,
+        *,
+        key: ModelKey,
+        operation_name: str,
+        mh_operation: str,
+        server_address: str | None,
+        server_port: int | None,
+        stream: bool | None,
+        attributes: Mapping[str, AttributeValue] | None,
+        parent: CallMeasurement | None,
+    ) -> None:
+        self._inst = inst
+        self.key = key
+        self.operation_name = operation_name
+        self.mh_operation = mh_operation
+        self.server_address = server_address
+        self.server_port = server_port
+        self._parent = parent
+        self._counted_descendant = False
+        self._done = False
+        self._first_chunk_s: float | None = None
+        self.response_model: str | None = None
+        self.response_id: str | None = None
+        self.finish_reasons: Sequence[str] | None = None
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
+        self.resend_count: int | None = None
+        self.extra_metric_attributes: Mapping[str, AttributeValue] | None = None
+
+        span_attributes: dict[str, AttributeValue] = {
+            semconv.GEN_AI_OPERATION_NAME: operation_name,
+            semconv.GEN_AI_PROVIDER_NAME: key.provider,
+            semconv.GEN_AI_REQUEST_MODEL: key.model,
+            semconv.MH_OPERATION: mh_operation,
+            semconv.MH_GATEWAY: key.gateway,
+        }
+        if server_address is not None:
+            span_attributes[semconv.SERVER_ADDRESS] = server_address
+        if server_port is not None:
+            span_attributes[semconv.SERVER_PORT] = server_port
+        if stream is not None:
+            span_attributes[semconv.GEN_AI_REQUEST_STREAM] = stream
+        if attributes:
+            span_attributes.update(attributes)
+        self.span = inst.tracer.start_span(
+            f"{operation_name} {key.model}", kind=SpanKind.CLIENT, attributes=span_attributes
+        )
+        self._started_at = inst.recorder.now()
+        self._t0 = default_timer()
+
+    # -- context ---------------------------------------------------------------------------------------
+    def activate(self) -> object:
+        """Make this call's span current (and this call the parent of nested ones); returns a token."""
+        ctx = trace.set_span_in_context(self.span)
+        return otel_context.attach(otel_context.set_value(_ACTIVE_KEY, self, ctx))
+
+    @staticmethod
+    def deactivate(token: object) -> None:
+        try:
+            otel_context.detach(token)  # type: ignore[arg-type]
+        except Exception:
+            report_internal_error("measurement.deactivate")
+
+    # -- progress --------------------------------------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def first_chunk(self) -> None:
+        if self._first_chunk_s is None:
+            self._first_chunk_s = default_timer() - self._t0
+
+    # -- end -------------------------------------------------------------------------------------------
+    def finish(
+        self,
+        *,
+        status_code: int | None = None,
+        exception: BaseException | None = None,
+        stream_end: StreamEnd | None = None,
+        stream_error_type: str | None = None,
+        error_message: str | None = None,
+        retry_after_s: float | None = None,
+        classification: Classification | None = None,
+    ) -> None:
+        """End the span, record metrics and the outcome. Only the first call has an effect."""
+        if self._done:
+            return
+        self._done = True
+        try:
+            self._finish(
+                status_code,
+                exception,
+                stream_end,
+                stream_error_type,
+                error_message,
+                retry_after_s,
+                classification,
+            )
+        except Exception:
+            report_internal_error("measurement.finish")
+            if self.span.is_recording():
+                try:
+                    self.span.end()
+                except Exception:
+                    report_internal_error("measurement.finish.end")
+
+    def _finish(
+        self,
+        status_code: int | None,
+        exception: BaseException | None,
+        stream_end: StreamEnd | None,
+        stream_error_type: str | None,
+        error_message: str | None,
+        retry_after_s: float | None,
+        classification: Classification | None,
+    ) -> None:
+        latency_s = default_timer() - self._t0
+        inst = self._inst
+        if classification is None:
+            classification = inst.classify(
+                status_code=status_code,
+                exception=exception,
+                stream_end=stream_end,
+                stream_error_type=stream_error_type,
+            )
+        outcome, error_type = classification
+        if error_message is None and exception is not None:
+            error_message = f"{type(exception).__name__}: {exception}"
+
+        span = self.span
+        if span.is_recording():
+            self._set_span_result(span, outcome, error_type, status_code, exception, error_message)
+        span.end()
+
+        counted = not self._counted_descendant
+        if counted:
+            parent = self._parent
+            while parent is not None:
+                parent._counted_descendant = True
+                parent = parent._parent
+            self._record_metrics(latency_s, error_type)
+            inst.recorder.record(
+                self.key,
+                outcome,
+                operation=self.mh_operation,
+                error_type=error_type,
+                error_message=error_message if outcome is not Outcome.SUCCESS else None,
+                status_code=status_code,
+                latency_s=latency_s,
+                started_at=self._started_at,
+                retry_after_s=retry_after_s,
+                span_context=span.get_span_context(),
+            )
+
+    def _set_span_result(
+        self,
+        span: trace.Span,
+        outcome: Outcome,
+        error_type: str | None,
+        status_code: int | None,
+        exception: BaseException | None,
+        error_message: str | None,
+    ) -> None:
+        attributes: dict[str, AttributeValue] = {semconv.MH_OUTCOME: outcome.value}
+        if self.response_model is not None:
+            attributes[semconv.GEN_AI_RESPONSE_MODEL] = self.response_model
+        if self.response_id is not None:
+            attributes[semconv.GEN_AI_RESPONSE_ID] = self.response_id
+        if self.finish_reasons:
+            attributes[semconv.GEN_AI_RESPONSE_FINISH_REASONS] = list(self.finish_reasons)
+        if self.input_tokens is not None:
+            attributes[semconv.GEN_AI_USAGE_INPUT_TOKENS] = self.input_tokens
+        if self.output_tokens is not None:
+            attributes[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] = self.output_tokens
+        if status_code is not None:
+            attributes[semconv.HTTP_RESPONSE_STATUS_CODE] = status_code
+        if self.resend_count:
+            attributes[semconv.HTTP_REQUEST_RESEND_COUNT] = self.resend_count
+        if error_type is not None:
+            attributes[semconv.ERROR_TYPE] = error_type
+        span.set_attributes(attributes)
+        if exception is not None:
+            # The SDK's default message could carry a key echoed back by a provider: scrub it.
+            span.record_exception(exception, attributes={"exception.message": scrub(str(exception))})
+        if (
+            outcome is Outcome.FAILURE
+            or outcome is Outcome.RATE_LIMITED
+            or (outcome is Outcome.NEUTRAL and status_code is not None and status_code >= 400)
+        ):
+            span.set_status(Status(StatusCode.ERROR, scrub(error_message) if error_message else error_type))
+
+    def _record_metrics(self, latency_s: float, error_type: str | None) -> None:
+        inst = self._inst
+        key = self.key
+        attributes: dict[str, AttributeValue] = {
+            semconv.GEN_AI_OPERATION_NAME: self.operation_name,
+            semconv.GEN_AI_PROVIDER_NAME: key.provider,
+            semconv.GEN_AI_REQUEST_MODEL: key.model,
+            semconv.MH_GATEWAY: key.gateway,
+        }
+        if self.response_model is not None:
+            attributes[semconv.GEN_AI_RESPONSE_MODEL] = self.response_model
+        if self.server_address is not None:
+            attributes[semconv.SERVER_ADDRESS] = self.server_address
+        if self.server_port is not None:
+            attributes[semconv.SERVER_PORT] = self.server_port
+        if self.extra_metric_attributes:
+            attributes.update(self.extra_metric_attributes)
+        if error_type is not None:
+            attributes[semconv.ERROR_TYPE] = error_type
+        inst.duration.record(latency_s, attributes)
+        if self._first_chunk_s is not None:
+            inst.ttfc.record(self._first_chunk_s, attributes)
+        if error_type is None and (self.input_tokens is not None or self.output_tokens is not None):
+            token_attributes = dict(attributes)
+            if self.input_tokens is not None:
+                token_attributes[semconv.GEN_AI_TOKEN_TYPE] = semconv.TOKEN_TYPE_INPUT
+                inst.tokens.record(self.input_tokens, token_attributes)
+            if self.output_tokens is not None:
+                token_attributes[semconv.GEN_AI_TOKEN_TYPE] = semconv.TOKEN_TYPE_OUTPUT
+                inst.tokens.record(self.output_tokens, token_attributes)
+
+
+def start_call(
+    inst: Instruments,
+    *,
+    key: ModelKey,
+    operation_name: str,
+    mh_operation: str = semconv.OPERATION_INFERENCE,
+    server_address: str | None = None,
+    server_port: int | None = None,
+    stream: bool | None = None,
+    attributes: Mapping[str, AttributeValue] | None = None,
+) -> CallMeasurement | None:
+    """Begin measuring a model call; None when instrumentation is suppressed or our code failed
+    (the caller then runs the call unobserved)."""
+    try:
+        if suppressed():
+            return None
+        return CallMeasurement(
+            inst,
+            key=key,
+            operation_name=operation_name,
+            mh_operation=mh_operation,
+            server_address=server_address,
+            server_port=server_port,
+            stream=stream,
+            attributes=attributes,
+            parent=current_call(),
+        )
+    except Exception:
+        report_internal_error("measurement.start")
+        return None
