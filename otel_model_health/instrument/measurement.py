@@ -12,6 +12,7 @@ retry seen by the transport is not counted again by an enclosing decorator.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Mapping, Sequence
 from timeit import default_timer
 from typing import Any, Final
@@ -31,6 +32,7 @@ from ..outcomes import CallClassifier, Classification, Outcome, StreamEnd
 from ..redact import scrub
 
 _ACTIVE_KEY: Final = otel_context.create_key("otel_model_health.active_call")
+_MAX_STACKTRACE: Final = 16_384
 
 
 class Instruments:
@@ -347,8 +349,15 @@ class CallMeasurement:
             attributes[semconv.ERROR_TYPE] = error_type
         span.set_attributes(attributes)
         if exception is not None:
-            # The SDK's default message could carry a key echoed back by a provider: scrub it.
-            span.record_exception(exception, attributes={"exception.message": scrub(str(exception))})
+            # A provider may echo a key back in its error message; the message also ends the stack trace.
+            stacktrace = "".join(traceback.format_exception(exception))
+            span.record_exception(
+                exception,
+                attributes={
+                    "exception.message": scrub(str(exception)),
+                    "exception.stacktrace": scrub(stacktrace, max_length=_MAX_STACKTRACE),
+                },
+            )
         if (
             outcome is Outcome.FAILURE
             or outcome is Outcome.RATE_LIMITED

@@ -1,0 +1,212 @@
+"""The measurement core shared by the decorators and the transport."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+from opentelemetry.trace import SpanKind, StatusCode
+
+from otel_model_health import _internal
+from otel_model_health.instrument.measurement import current_call, instruments_for, start_call
+from otel_model_health.keys import ModelKey
+from otel_model_health.outcomes import Outcome, StreamEnd
+
+
+@dataclass
+class Recorder:
+    calls: list[tuple[ModelKey, Outcome, dict[str, Any]]] = field(default_factory=list)
+
+    def now(self) -> float:
+        return 100.0
+
+    def record(self, key: ModelKey, outcome: Outcome, **kwargs: Any) -> None:
+        self.calls.append((key, outcome, kwargs))
+
+
+@pytest.fixture
+def env() -> tuple[Any, InMemorySpanExporter, InMemoryMetricReader, Recorder]:
+    exporter = InMemorySpanExporter()
+    tp = TracerProvider()
+    tp.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    mp = MeterProvider(metric_readers=[reader])
+    recorder = Recorder()
+    inst = instruments_for(registry=recorder, tracer_provider=tp, meter_provider=mp)
+    return inst, exporter, reader, recorder
+
+
+KEY = ModelKey(provider="openai", model="gpt-4o", gateway="openrouter")
+
+
+def _metrics(reader: InMemoryMetricReader) -> dict[str, list[Any]]:
+    data = reader.get_metrics_data()
+    out: dict[str, list[Any]] = {}
+    assert data is not None
+    for rm in data.resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                out.setdefault(metric.name, []).extend(metric.data.data_points)
+    return out
+
+
+def test_success_span_metrics_and_record(env: Any) -> None:
+    inst, exporter, reader, recorder = env
+    m = start_call(
+        inst, key=KEY, operation_name="chat", server_address="openrouter.ai", server_port=443, stream=False
+    )
+    assert m is not None
+    m.response_model = "gpt-4o-2024-08-06"
+    m.response_id = "chatcmpl-1"
+    m.finish_reasons = ["stop"]
+    m.input_tokens, m.output_tokens = 12, 34
+    m.finish(status_code=200)
+    m.finish(status_code=500)  # only the first finish counts
+
+    (span,) = exporter.get_finished_spans()
+    assert span.name == "chat gpt-4o"
+    assert span.kind is SpanKind.CLIENT
+    attrs = dict(span.attributes or {})
+    assert attrs["gen_ai.operation.name"] == "chat"
+    assert attrs["gen_ai.provider.name"] == "openai"
+    assert attrs["gen_ai.request.model"] == "gpt-4o"
+    assert attrs["gen_ai.response.model"] == "gpt-4o-2024-08-06"
+    assert attrs["gen_ai.response.id"] == "chatcmpl-1"
+    assert attrs["gen_ai.response.finish_reasons"] == ("stop",)
+    assert attrs["gen_ai.usage.input_tokens"] == 12
+    assert attrs["gen_ai.usage.output_tokens"] == 34
+    assert attrs["model_health.gateway"] == "openrouter"
+    assert attrs["model_health.operation"] == "inference"
+    assert attrs["model_health.outcome"] == "success"
+    assert attrs["server.address"] == "openrouter.ai"
+    assert "error.type" not in attrs
+    assert span.status.status_code is StatusCode.UNSET
+
+    assert len(recorder.calls) == 1
+    key, outcome, kwargs = recorder.calls[0]
+    assert (key, outcome) == (KEY, Outcome.SUCCESS)
+    assert kwargs["started_at"] == 100.0
+    assert kwargs["span_context"].span_id == span.context.span_id
+
+    metrics = _metrics(reader)
+    (duration,) = metrics["gen_ai.client.operation.duration"]
+    assert duration.count == 1
+    assert list(duration.explicit_bounds)[:3] == [0.01, 0.02, 0.04]
+    token_points = {
+        dict(p.attributes)["gen_ai.token.type"]: p.sum for p in metrics["gen_ai.client.token.usage"]
+    }
+    assert token_points == {"input": 12, "output": 34}
+    assert "gen_ai.client.operation.time_to_first_chunk" not in metrics
+
+
+def test_failure_marks_span_and_scrubs_exception(env: Any) -> None:
+    inst, exporter, _reader, recorder = env
+    m = start_call(inst, key=KEY, operation_name="chat")
+    assert m is not None
+    exc = RuntimeError("upstream said: Incorrect API key sk-proj-abcdefghijklmnop1234")
+    exc.status_code = 503  # type: ignore[attr-defined]
+    m.finish(exception=exc, status_code=503, retry_after_s=7.0)
+    (span,) = exporter.get_finished_spans()
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.attributes is not None
+    assert span.attributes["error.type"] == "503"
+    assert span.attributes["model_health.outcome"] == "failure"
+    (event,) = span.events
+    assert event.name == "exception"
+    assert "sk-proj-abcdefghijklmnop1234" not in str(event.attributes)
+    assert "sk-proj-abcdefghijklmnop1234" not in (span.status.description or "")
+    _key, outcome, kwargs = recorder.calls[0]
+    assert outcome is Outcome.FAILURE
+    assert kwargs["error_type"] == "503"
+    assert kwargs["retry_after_s"] == 7.0
+
+
+def test_stream_records_time_to_first_chunk_and_cancel_is_neutral(env: Any) -> None:
+    inst, exporter, reader, recorder = env
+    m = start_call(inst, key=KEY, operation_name="chat", stream=True)
+    assert m is not None
+    m.first_chunk()
+    m.finish(status_code=200, stream_end=StreamEnd.CANCELLED)
+    (span,) = exporter.get_finished_spans()
+    assert span.attributes is not None
+    assert span.attributes["error.type"] == "cancelled"
+    assert span.status.status_code is StatusCode.UNSET  # the caller's choice is not an error
+    assert recorder.calls[0][1] is Outcome.NEUTRAL
+    assert _metrics(reader)["gen_ai.client.operation.time_to_first_chunk"][0].count == 1
+
+
+def test_innermost_call_wins(env: Any) -> None:
+    inst, exporter, reader, recorder = env
+    outer = start_call(inst, key=KEY, operation_name="chat")
+    assert outer is not None
+    token = outer.activate()
+    try:
+        assert current_call() is outer
+        for status in (503, 200):  # an SDK retry: two attempts seen by the transport
+            attempt = start_call(inst, key=KEY, operation_name="chat")
+            assert attempt is not None
+            attempt.finish(status_code=status)
+    finally:
+        outer.deactivate(token)
+    assert current_call() is None
+    outer.finish(status_code=200)
+
+    assert [outcome for _k, outcome, _kw in recorder.calls] == [Outcome.FAILURE, Outcome.SUCCESS]
+    spans = exporter.get_finished_spans()
+    assert len(spans) == 3
+    outer_span = spans[-1]
+    assert all(s.parent is not None and s.parent.span_id == outer_span.context.span_id for s in spans[:2])
+    # The outer span is kept, marked as ours (so the span processor skips it), and its duration is not
+    # counted a second time in the metrics.
+    assert outer_span.attributes is not None
+    assert outer_span.attributes["model_health.outcome"] == "success"
+    assert sum(p.count for p in _metrics(reader)["gen_ai.client.operation.duration"]) == 2
+
+
+def test_sampled_out_calls_still_record_health() -> None:
+    recorder = Recorder()
+    exporter = InMemorySpanExporter()
+    tp = TracerProvider(sampler=ALWAYS_OFF)
+    tp.add_span_processor(SimpleSpanProcessor(exporter))
+    inst = instruments_for(registry=recorder, tracer_provider=tp, meter_provider=MeterProvider())
+    m = start_call(inst, key=KEY, operation_name="chat")
+    assert m is not None
+    m.finish(status_code=500)
+    assert exporter.get_finished_spans() == ()
+    assert recorder.calls[0][1] is Outcome.FAILURE
+    assert recorder.calls[0][2]["span_context"].trace_flags.sampled is False
+
+
+def test_suppressed_instrumentation_measures_nothing(env: Any) -> None:
+    inst, *_ = env
+    token = otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+    try:
+        assert start_call(inst, key=KEY, operation_name="chat") is None
+    finally:
+        otel_context.detach(token)
+
+
+def test_errors_inside_finish_are_swallowed_and_counted(env: Any) -> None:
+    inst, exporter, _reader, _recorder = env
+
+    def broken_record(*_a: Any, **_k: Any) -> None:
+        raise RuntimeError("registry exploded")
+
+    m = start_call(inst, key=KEY, operation_name="chat")
+    assert m is not None
+    inst.recorder.record = broken_record
+    before = _internal.internal_error_count()
+    m.finish(status_code=200)  # must not raise
+    assert _internal.internal_error_count() == before + 1
+    assert len(exporter.get_finished_spans()) == 1
+    assert trace.get_current_span() is trace.INVALID_SPAN
