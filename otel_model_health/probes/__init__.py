@@ -1,0 +1,21 @@
+"""Health probes: ``HealthMonitor`` runs them on a schedule; built-in probes for OpenAI-compatible and
+Anthropic APIs. See docs/probes.md."""
+
+from .builtin import AnthropicProbe, OpenAIProbe, ProbeHTTPError
+from .monitor import GuardedRecorder, HealthMonitor, MonitorAwareProbe, MonitorStats
+from .selection import ProbeCandidate, Selection, Selector, probe_always, probe_due
+
+__all__ = [
+    "AnthropicProbe",
+    "GuardedRecorder",
+    "HealthMonitor",
+    "MonitorAwareProbe",
+    "MonitorStats",
+    "OpenAIProbe",
+    "ProbeCandidate",
+    "ProbeHTTPError",
+    "Selection",
+    "Selector",
+    "probe_always",
+    "probe_due",
+]
