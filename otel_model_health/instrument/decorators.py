@@ -1,0 +1,271 @@
+"""``@monitor`` (inference calls) and ``@probe`` (health checks): one measured model call per call.
+
+Built on ``wrapt.FunctionWrapper``, so the decorated object keeps the original's signature, name,
+qualname, doc, ``__wrapped__`` and its ``inspect.is*function`` answers, and binds as the original does
+(instance, class and static methods, with the decorator inside or outside ``classmethod`` /
+``staticmethod``). The shape of the wrapped callable (plain, ``async def``, generator, async generator)
+is found once at decoration and picks the wrapper; what a plain call returns (a response, a stream, a
+stream manager, a coroutine) is handled by ``stream_managers.observe_result``.
+
+Transparency: the wrapped call returns, raises (the same exception object, re-raised with a bare
+``raise``) and yields exactly what it would undecorated; our telemetry never raises into it.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
+import wrapt
+from opentelemetry import metrics, trace
+
+from .. import semconv
+from .._internal import report_internal_error
+from ..health.types import HealthRecorder
+from .call_args import CallArgs, unwrap_descriptor
+from .call_plan import AttributesHook, CallPlan, KeyPart
+from .call_results import finish_exception
+from .generators import drive_async_generator, drive_generator
+from .measurement import CallMeasurement
+from .stream_managers import observe_result
+
+__all__ = ["CallArgs", "monitor", "probe"]
+
+_F = TypeVar("_F")
+Wrapper = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], Any]
+
+
+def _activate(m: CallMeasurement) -> object | None:
+    try:
+        return m.activate()
+    except Exception:
+        report_internal_error("decorators.activate")
+        return None
+
+
+def _deactivate(m: CallMeasurement, token: object | None) -> None:
+    if token is not None:
+        m.deactivate(token)
+
+
+def _sync_wrapper(plan: CallPlan) -> Wrapper:
+    start = plan.start
+
+    def monitored_call(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        m = start(instance, args, kwargs)
+        if m is None:
+            return wrapped(*args, **kwargs)
+        token = _activate(m)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            _deactivate(m, token)
+            finish_exception(m, exc)
+            raise
+        _deactivate(m, token)
+        return observe_result(m, result)
+
+    return monitored_call
+
+
+def _async_wrapper(plan: CallPlan) -> Wrapper:
+    start = plan.start
+
+    async def monitored_call(
+        wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        m = start(instance, args, kwargs)
+        if m is None:
+            return await wrapped(*args, **kwargs)
+        # The span stays current across the awaits: they suspend this task only, never the caller's
+        # code, and the token is detached in the same context it was attached in.
+        token = _activate(m)
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            _deactivate(m, token)
+            finish_exception(m, exc)
+            raise
+        _deactivate(m, token)
+        return observe_result(m, result)
+
+    return monitored_call
+
+
+def _generator_wrapper(plan: CallPlan) -> Wrapper:
+    start = plan.start
+
+    def monitored_generator(
+        wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        # Created eagerly, as undecorated: a bad argument raises here, not at the first next().
+        gen = wrapped(*args, **kwargs)
+        if not isinstance(gen, types.GeneratorType):
+            return gen
+        return drive_generator(gen, lambda: start(instance, args, kwargs, True))
+
+    return monitored_generator
+
+
+def _async_generator_wrapper(plan: CallPlan) -> Wrapper:
+    start = plan.start
+
+    def monitored_async_generator(
+        wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        agen = wrapped(*args, **kwargs)
+        if not isinstance(agen, types.AsyncGeneratorType):
+            return agen
+        return drive_async_generator(agen, lambda: start(instance, args, kwargs, True))
+
+    return monitored_async_generator
+
+
+def _wrapper_for(wrapped: Any, plan: CallPlan) -> Wrapper:
+    func = unwrap_descriptor(wrapped)
+    if inspect.isasyncgenfunction(func):
+        return _async_generator_wrapper(plan)
+    if inspect.isgeneratorfunction(func):
+        return _generator_wrapper(plan)
+    if inspect.iscoroutinefunction(func):
+        return _async_wrapper(plan)
+    return _sync_wrapper(plan)
+
+
+def _make_decorator(
+    func: Any,
+    *,
+    mh_operation: str,
+    model: KeyPart,
+    provider: KeyPart,
+    gateway: KeyPart,
+    operation: str,
+    attributes: AttributesHook | None,
+    registry: HealthRecorder | None,
+    tracer_provider: trace.TracerProvider | None,
+    meter_provider: metrics.MeterProvider | None,
+) -> Any:
+    def decorate(wrapped: _F) -> _F:
+        if not callable(unwrap_descriptor(wrapped)):
+            raise TypeError(f"cannot decorate {wrapped!r}: not callable")
+        plan = CallPlan(
+            wrapped,
+            model=model,
+            provider=provider,
+            gateway=gateway,
+            operation=operation,
+            mh_operation=mh_operation,
+            attributes=attributes,
+            registry=registry,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+        )
+        decorated: Any = wrapt.FunctionWrapper(wrapped, _wrapper_for(wrapped, plan))  # type: ignore[arg-type]
+        return decorated  # type: ignore[no-any-return]
+
+    if func is not None:
+        return decorate(func)
+    return decorate
+
+
+@overload
+def monitor(func: _F, /) -> _F: ...
+
+
+@overload
+def monitor(
+    *,
+    model: KeyPart = None,
+    provider: KeyPart = None,
+    gateway: KeyPart = None,
+    operation: str = semconv.OP_CHAT,
+    attributes: AttributesHook | None = None,
+    registry: HealthRecorder | None = None,
+    tracer_provider: trace.TracerProvider | None = None,
+    meter_provider: metrics.MeterProvider | None = None,
+) -> Callable[[_F], _F]: ...
+
+
+def monitor(
+    func: Any = None,
+    /,
+    *,
+    model: KeyPart = None,
+    provider: KeyPart = None,
+    gateway: KeyPart = None,
+    operation: str = semconv.OP_CHAT,
+    attributes: AttributesHook | None = None,
+    registry: HealthRecorder | None = None,
+    tracer_provider: trace.TracerProvider | None = None,
+    meter_provider: metrics.MeterProvider | None = None,
+) -> Any:
+    """Measure every call of the decorated callable as one inference call of a model.
+
+    ``model``, ``provider`` and ``gateway`` are each a string or a callable receiving the call's
+    ``CallArgs``. Without ``model``, the call's ``model`` argument is used (``"unknown"`` when there is
+    none); without ``provider``, the SDK package the function comes from (``openai``, ``anthropic``
+    ...) or ``"unknown"``; without ``gateway``, ``"direct"``. ``operation`` is ``gen_ai.operation.name``.
+    ``attributes`` returns extra span attributes for a call. ``registry``, ``tracer_provider`` and
+    ``meter_provider`` default to those of ``configure()``, else the global ones. Usable bare
+    (``@monitor``) or with arguments (``@monitor(provider="openai")``). See docs/decorators.md.
+    """
+    return _make_decorator(
+        func,
+        mh_operation=semconv.OPERATION_INFERENCE,
+        model=model,
+        provider=provider,
+        gateway=gateway,
+        operation=operation,
+        attributes=attributes,
+        registry=registry,
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+    )
+
+
+@overload
+def probe(func: _F, /) -> _F: ...
+
+
+@overload
+def probe(
+    *,
+    model: KeyPart = None,
+    provider: KeyPart = None,
+    gateway: KeyPart = None,
+    operation: str = semconv.OP_CHAT,
+    attributes: AttributesHook | None = None,
+    registry: HealthRecorder | None = None,
+    tracer_provider: trace.TracerProvider | None = None,
+    meter_provider: metrics.MeterProvider | None = None,
+) -> Callable[[_F], _F]: ...
+
+
+def probe(
+    func: Any = None,
+    /,
+    *,
+    model: KeyPart = None,
+    provider: KeyPart = None,
+    gateway: KeyPart = None,
+    operation: str = semconv.OP_CHAT,
+    attributes: AttributesHook | None = None,
+    registry: HealthRecorder | None = None,
+    tracer_provider: trace.TracerProvider | None = None,
+    meter_provider: metrics.MeterProvider | None = None,
+) -> Any:
+    """Like ``monitor``, for health-check calls: ``model_health.operation`` is ``health_check``."""
+    return _make_decorator(
+        func,
+        mh_operation=semconv.OPERATION_HEALTH_CHECK,
+        model=model,
+        provider=provider,
+        gateway=gateway,
+        operation=operation,
+        attributes=attributes,
+        registry=registry,
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+    )

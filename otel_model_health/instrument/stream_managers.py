@@ -1,0 +1,192 @@
+"""What a decorated call returned → the caller's value: complete responses end the measurement,
+streams, stream managers and awaitables are handed back behind a proxy that ends it later.
+
+Stream managers (anthropic ``MessageStreamManager``, openai ``ChatCompletionStreamManager``) make the
+request in ``__enter__``; the proxy runs it with the call's span current and hands the caller a proxy
+of the stream it yields, sharing the same measurement.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Generator
+from typing import Any
+
+import wrapt
+
+from .._internal import report_internal_error
+from .call_results import ResultKind, finish_exception, finish_response, result_kind
+from .generators import drive_async_generator, drive_generator
+from .measurement import CallMeasurement
+from .streams import (
+    AsyncManagedStreamProxy,
+    AsyncStreamProxy,
+    StreamObserver,
+    SyncManagedStreamProxy,
+    SyncStreamProxy,
+    abandon,
+)
+
+
+def observe_result(m: CallMeasurement, result: Any) -> Any:
+    """Return what the caller gets for ``result``; never raises (falls back to ``result`` itself)."""
+    kind = result_kind(result)
+    if kind is ResultKind.VALUE:
+        finish_response(m, result)
+        return result
+    try:
+        return _wrap(m, StreamObserver(m), kind, result)
+    except Exception:
+        report_internal_error("stream_managers.observe_result")
+        m.finish()
+        return result
+
+
+def _wrap(m: CallMeasurement, observer: StreamObserver, kind: ResultKind, result: Any) -> Any:
+    if kind is ResultKind.SYNC_STREAM:
+        if isinstance(result, types.GeneratorType):
+            return drive_generator(result, lambda: m)
+        return SyncStreamProxy(result, observer)
+    if kind is ResultKind.ASYNC_STREAM:
+        if isinstance(result, types.AsyncGeneratorType):
+            return drive_async_generator(result, lambda: m)
+        return AsyncStreamProxy(result, observer)
+    if kind is ResultKind.SYNC_MANAGED:
+        return SyncManagedStreamProxy(result, observer)
+    if kind is ResultKind.ASYNC_MANAGED:
+        return AsyncManagedStreamProxy(result, observer)
+    if kind is ResultKind.SYNC_MANAGER:
+        return SyncManagerProxy(result, observer)
+    if kind is ResultKind.ASYNC_MANAGER:
+        return AsyncManagerProxy(result, observer)
+    if kind is ResultKind.AWAITABLE:
+        return AwaitableProxy(result, m)
+    finish_response(m, result)
+    return result
+
+
+def _wrap_entered(observer: StreamObserver, stream: Any) -> Any:
+    """The stream a manager's ``__enter__`` produced, behind a proxy sharing the manager's observer."""
+    try:
+        kind = result_kind(stream)
+        if kind in (ResultKind.SYNC_MANAGED, ResultKind.SYNC_STREAM):
+            return (SyncManagedStreamProxy if kind is ResultKind.SYNC_MANAGED else SyncStreamProxy)(
+                stream, observer
+            )
+        if kind in (ResultKind.ASYNC_MANAGED, ResultKind.ASYNC_STREAM):
+            return (AsyncManagedStreamProxy if kind is ResultKind.ASYNC_MANAGED else AsyncStreamProxy)(
+                stream, observer
+            )
+        observer.final(stream, stream)
+    except Exception:
+        report_internal_error("stream_managers.wrap_entered")
+    return stream
+
+
+class SyncManagerProxy(wrapt.ObjectProxy[Any]):
+    def __init__(self, wrapped: Any, observer: StreamObserver) -> None:
+        super().__init__(wrapped)
+        self._self_observer: StreamObserver | None = observer
+        self._self_entered: StreamObserver | None = None
+
+    def __del__(self) -> None:
+        abandon(self)  # a manager never entered: the call was never made
+
+    def __enter__(self) -> Any:
+        observer = self._self_observer
+        if observer is None:
+            return self.__wrapped__.__enter__()
+        # From here on the stream proxy (or __exit__) ends the call, not this proxy's __del__.
+        self._self_observer = None
+        self._self_entered = observer
+        token = observer.activate()
+        try:
+            stream = self.__wrapped__.__enter__()
+        except BaseException as exc:
+            observer.deactivate(token)
+            observer.failed(exc)
+            raise
+        observer.deactivate(token)
+        return _wrap_entered(observer, stream)
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        try:
+            return self.__wrapped__.__exit__(*exc_info)
+        finally:
+            observer = self._self_entered
+            if observer is not None:
+                observer.closed()
+
+
+class AsyncManagerProxy(wrapt.ObjectProxy[Any]):
+    def __init__(self, wrapped: Any, observer: StreamObserver) -> None:
+        super().__init__(wrapped)
+        self._self_observer: StreamObserver | None = observer
+        self._self_entered: StreamObserver | None = None
+
+    def __del__(self) -> None:
+        abandon(self)
+
+    async def __aenter__(self) -> Any:
+        observer = self._self_observer
+        if observer is None:
+            return await self.__wrapped__.__aenter__()
+        self._self_observer = None
+        self._self_entered = observer
+        token = observer.activate()
+        try:
+            stream = await self.__wrapped__.__aenter__()
+        except BaseException as exc:
+            observer.deactivate(token)
+            observer.failed(exc)
+            raise
+        observer.deactivate(token)
+        return _wrap_entered(observer, stream)
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(*exc_info)
+        finally:
+            observer = self._self_entered
+            if observer is not None:
+                observer.closed()
+
+
+class AwaitableProxy(wrapt.ObjectProxy[Any]):
+    """A coroutine returned by a plain (non-async) function: the call ends when it is awaited."""
+
+    def __init__(self, wrapped: Any, m: CallMeasurement) -> None:
+        super().__init__(wrapped)
+        self._self_observer: StreamObserver | None = StreamObserver(m)
+
+    def __del__(self) -> None:
+        abandon(self)  # never awaited
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        observer: StreamObserver | None = self._self_observer
+        if observer is None:  # awaited a second time: the awaitable itself says what that does
+            return self.__wrapped__.__await__()  # type: ignore[no-any-return]
+        # The proxy may be dropped while awaited; from here on the awaiting generator ends the call.
+        self._self_observer = None
+        return _await(self.__wrapped__, observer.m)
+
+
+def _await(awaitable: Any, m: CallMeasurement) -> Generator[Any, Any, Any]:
+    token: object | None = None
+    if not m.done:
+        try:
+            token = m.activate()
+        except Exception:
+            report_internal_error("stream_managers.await.activate")
+    try:
+        result = yield from awaitable.__await__()
+    except BaseException as exc:
+        if token is not None:
+            m.deactivate(token)
+        finish_exception(m, exc)
+        raise
+    if token is not None:
+        m.deactivate(token)
+    if m.done:
+        return result
+    return observe_result(m, result)

@@ -1,0 +1,340 @@
+"""Proxies for streams returned by a decorated call: the span ends when the stream does.
+
+The caller gets a ``wrapt.ObjectProxy`` of the stream. It observes iteration (``__next__`` /
+``__anext__``), ``with``/``async with`` (which yields the proxy itself, not the wrapped stream: wrapt's
+own ``__enter__`` would return the wrapped object and nothing would be seen), ``close``/``aclose``, and,
+for SDK streams that consume themselves internally (anthropic ``MessageStream``, openai
+``ChatCompletionStream``), ``until_done``, ``get_final_*`` and ``text_stream``. Every other attribute
+(``response``, ``request_id`` ...) is the wrapped stream's.
+
+The measurement ends exactly once: exhausted → complete; an exception while reading → classified by the
+exception (re-raised unchanged); closed early or garbage-collected unfinished → neutral ``cancelled``
+(complete if the model had already sent its finish reason).
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from typing import Any, Final
+
+import wrapt
+
+from .._internal import report_internal_error
+from .call_results import finish_cancelled, finish_complete, finish_exception
+from .measurement import CallMeasurement
+from .responses import ResponseInfo, read_response, read_stream_event
+
+# Properties of SDK streams holding the accumulated message (read when the stream was consumed by
+# the SDK itself, so its events never passed through the proxy).
+_SNAPSHOT_ATTRIBUTES: Final = ("current_message_snapshot", "current_completion_snapshot")
+
+
+class StreamObserver:
+    """The state of one streamed call, shared by the proxies that observe it."""
+
+    __slots__ = ("_first", "info", "m")
+
+    def __init__(self, m: CallMeasurement) -> None:
+        self.m = m
+        self.info = ResponseInfo()
+        self._first = True
+
+    def activate(self) -> object | None:
+        if self.m.done:
+            return None
+        try:
+            return self.m.activate()
+        except Exception:
+            report_internal_error("streams.activate")
+            return None
+
+    def deactivate(self, token: object | None) -> None:
+        if token is not None:
+            self.m.deactivate(token)
+
+    def chunk(self) -> None:
+        if self._first:
+            self._first = False
+            self.m.first_chunk()
+
+    def item(self, item: object) -> None:
+        try:
+            self.chunk()
+            if getattr(item, "type", None) == "chunk":  # openai ChatCompletionStream's ChunkEvent
+                item = getattr(item, "chunk", item)
+            read_stream_event(item, self.info)
+        except Exception:
+            report_internal_error("streams.read_event")
+
+    def exhausted(self, source: object = None) -> None:
+        if self.m.done:
+            return
+        if source is not None:
+            self.read_snapshot(source)
+        finish_complete(self.m, self.info)
+
+    def final(self, result: object, source: object) -> None:
+        """A ``get_final_*`` / ``until_done`` returned: the SDK consumed the whole stream."""
+        if self.m.done:
+            return
+        try:
+            if result is None or isinstance(result, str) or result is source:
+                self.read_snapshot(source)
+            else:
+                read_response(result, self.info)
+        except Exception:
+            report_internal_error("streams.final")
+        finish_complete(self.m, self.info)
+
+    def read_snapshot(self, source: object) -> None:
+        for name in _SNAPSHOT_ATTRIBUTES:
+            try:
+                snapshot = getattr(source, name, None)
+            except Exception:  # anthropic asserts when no event arrived yet
+                continue
+            if snapshot is not None:
+                try:
+                    read_response(snapshot, self.info)
+                except Exception:
+                    report_internal_error("streams.read_snapshot")
+                return
+
+    def failed(self, exc: BaseException) -> None:
+        if not self.m.done:
+            finish_exception(self.m, exc, self.info)
+
+    def closed(self) -> None:
+        if not self.m.done:
+            finish_cancelled(self.m, self.info)
+
+
+def abandon(proxy: Any) -> None:
+    """``__del__`` of a proxy: finish an unfinished call as cancelled (once: ``finish`` is idempotent)."""
+    try:
+        if sys.is_finalizing():
+            return
+        observer: StreamObserver | None = getattr(proxy, "_self_observer", None)
+        if observer is not None:
+            observer.closed()
+    except Exception:
+        report_internal_error("streams.abandon")
+
+
+class SyncStreamProxy(wrapt.ObjectProxy[Any]):
+    """An iterator (openai ``Stream``, any ``__next__`` object) whose reading is observed."""
+
+    def __init__(self, wrapped: Any, observer: StreamObserver) -> None:
+        super().__init__(wrapped)
+        self._self_observer = observer
+
+    def __del__(self) -> None:
+        abandon(self)
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        observer: StreamObserver = self._self_observer
+        token = observer.activate()
+        try:
+            item = self.__wrapped__.__next__()
+        except StopIteration:
+            observer.deactivate(token)
+            observer.exhausted(self.__wrapped__)
+            raise
+        except BaseException as exc:
+            observer.deactivate(token)
+            observer.failed(exc)
+            raise
+        observer.deactivate(token)
+        observer.item(item)
+        return item
+
+    def __enter__(self) -> Any:
+        inner = self.__wrapped__.__enter__()
+        return self if inner is self.__wrapped__ else inner
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        try:
+            return self.__wrapped__.__exit__(*exc_info)
+        finally:
+            self._self_observer.closed()
+
+    def close(self) -> Any:
+        try:
+            return self.__wrapped__.close()
+        finally:
+            self._self_observer.closed()
+
+
+class SyncManagedStreamProxy(SyncStreamProxy):
+    """A stream the SDK can consume itself (``until_done``, ``get_final_*``, ``text_stream``)."""
+
+    def _self_final(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        method = getattr(self.__wrapped__, name)
+        observer: StreamObserver = self._self_observer
+        token = observer.activate()
+        try:
+            result = method(*args, **kwargs)
+        except BaseException as exc:
+            observer.deactivate(token)
+            observer.failed(exc)
+            raise
+        observer.deactivate(token)
+        observer.final(result, self.__wrapped__)
+        return self if result is self.__wrapped__ else result
+
+    def until_done(self, *args: Any, **kwargs: Any) -> Any:
+        return self._self_final("until_done", args, kwargs)
+
+    def get_final_message(self, *args: Any, **kwargs: Any) -> Any:
+        return self._self_final("get_final_message", args, kwargs)
+
+    def get_final_text(self, *args: Any, **kwargs: Any) -> Any:
+        return self._self_final("get_final_text", args, kwargs)
+
+    def get_final_completion(self, *args: Any, **kwargs: Any) -> Any:
+        return self._self_final("get_final_completion", args, kwargs)
+
+    def get_final_response(self, *args: Any, **kwargs: Any) -> Any:
+        return self._self_final("get_final_response", args, kwargs)
+
+    @property
+    def text_stream(self) -> Iterator[Any]:
+        return _observe_text(self.__wrapped__.text_stream, self._self_observer, self.__wrapped__)
+
+
+def _observe_text(inner: Iterator[Any], observer: StreamObserver, source: object) -> Iterator[Any]:
+    # The SDK's text_stream reads the real stream, not the proxy: observe it here.
+    try:
+        for text in inner:
+            observer.chunk()
+            yield text
+    except GeneratorExit:
+        observer.closed()
+        raise
+    except BaseException as exc:
+        observer.failed(exc)
+        raise
+    observer.exhausted(source)
+
+
+class AsyncStreamProxy(wrapt.ObjectProxy[Any]):
+    """An async iterator (openai ``AsyncStream``, any ``__anext__`` object) whose reading is observed."""
+
+    def __init__(self, wrapped: Any, observer: StreamObserver) -> None:
+        super().__init__(wrapped)
+        self._self_observer = observer
+
+    def __del__(self) -> None:
+        abandon(self)
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self
+
+    async def __anext__(self) -> Any:
+        observer: StreamObserver = self._self_observer
+        token = observer.activate()
+        try:
+            item = await self.__wrapped__.__anext__()
+        except StopAsyncIteration:
+            observer.deactivate(token)
+            observer.exhausted(self.__wrapped__)
+            raise
+        except BaseException as exc:
+            observer.deactivate(token)
+            observer.failed(exc)
+            raise
+        observer.deactivate(token)
+        observer.item(item)
+        return item
+
+    async def __aenter__(self) -> Any:
+        inner = await self.__wrapped__.__aenter__()
+        return self if inner is self.__wrapped__ else inner
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(*exc_info)
+        finally:
+            self._self_observer.closed()
+
+    def close(self) -> Any:
+        return self._self_closing(self.__wrapped__.close)
+
+    def aclose(self) -> Any:
+        return self._self_closing(self.__wrapped__.aclose)
+
+    def _self_closing(self, method: Any) -> Any:
+        observer: StreamObserver = self._self_observer
+        try:
+            result = method()
+        except BaseException:
+            observer.closed()
+            raise
+        if inspect.isawaitable(result):
+            return _closed_after(result, observer)
+        observer.closed()
+        return result
+
+
+async def _closed_after(awaitable: Awaitable[Any], observer: StreamObserver) -> Any:
+    try:
+        return await awaitable
+    finally:
+        observer.closed()
+
+
+class AsyncManagedStreamProxy(AsyncStreamProxy):
+    """The async twin of ``SyncManagedStreamProxy``."""
+
+    async def _self_final(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        method = getattr(self.__wrapped__, name)
+        observer: StreamObserver = self._self_observer
+        token = observer.activate()
+        try:
+            result = await method(*args, **kwargs)
+        except BaseException as exc:
+            observer.deactivate(token)
+            observer.failed(exc)
+            raise
+        observer.deactivate(token)
+        observer.final(result, self.__wrapped__)
+        return self if result is self.__wrapped__ else result
+
+    async def until_done(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._self_final("until_done", args, kwargs)
+
+    async def get_final_message(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._self_final("get_final_message", args, kwargs)
+
+    async def get_final_text(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._self_final("get_final_text", args, kwargs)
+
+    async def get_final_completion(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._self_final("get_final_completion", args, kwargs)
+
+    async def get_final_response(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._self_final("get_final_response", args, kwargs)
+
+    @property
+    def text_stream(self) -> AsyncIterator[Any]:
+        return _observe_text_async(self.__wrapped__.text_stream, self._self_observer, self.__wrapped__)
+
+
+async def _observe_text_async(
+    inner: AsyncIterator[Any], observer: StreamObserver, source: object
+) -> AsyncIterator[Any]:
+    try:
+        async for text in inner:
+            observer.chunk()
+            yield text
+    except GeneratorExit:
+        observer.closed()
+        raise
+    except BaseException as exc:
+        observer.failed(exc)
+        raise
+    observer.exhausted(source)
