@@ -1,0 +1,518 @@
+"""``configure()``: one call wiring providers, OTLP export, the span processor, health metrics and Sentry.
+
+This is the only module that knows every part. Rules it follows:
+
+- Never replace what the app owns. An SDK tracer provider already installed (or passed in) gets our span
+  processor added; an SDK meter provider gets our observable instruments; neither gets exporters from us,
+  nor is shut down by us. Providers are created only when the global one is still the API's proxy/no-op.
+- Idempotent: a second ``configure()`` returns the same handle. If its options differ from the first
+  call's, a warning names them and they are ignored (like ``logging.basicConfig``): configuration often
+  runs from several entry points, and telemetry set-up must not crash an app. ``handle.shutdown()``
+  followed by ``configure()`` starts over.
+- ``OTEL_SDK_DISABLED=true``: no providers, no exporters, no span processor; the registry still records
+  every call our instrumentation sees, so health, ``/health`` and the Sentry bridge keep working.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from opentelemetry import metrics, trace
+
+from . import defaults, semconv
+from ._internal import report_internal_error
+from ._version import __version__
+from .health.types import BreakerConfig
+from .outcomes import CallClassifier
+from .settings import ConfigurationError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
+    from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
+
+    from .health.metrics import HealthMetrics
+    from .health.processor import ModelHealthSpanProcessor
+    from .health.registry import HealthRegistry
+    from .sentry.bridge import SentryBridge
+
+logger: Final = logging.getLogger("otel_model_health")
+
+DEFAULT_TIMEOUT_S: Final = 10.0
+
+_lock = threading.RLock()
+_current: ModelHealth | None = None
+# Providers this module created and installed as global in this process. The OTel API lets a global be
+# set once per process, so after a shutdown() the next configure() must recognise them as ours (not the
+# app's) and must not try to attach to them.
+_our_globals: set[int] = set()
+
+
+class _Stoppable(Protocol):
+    def stop(self) -> Any: ...
+
+
+class ModelHealth:
+    """The handle ``configure()`` returns: the registry, the providers in use, and the lifecycle."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        options: Mapping[str, Any],
+        registry: HealthRegistry,
+        tracer_provider: trace.TracerProvider | None,
+        meter_provider: metrics.MeterProvider | None,
+        owns_tracer_provider: bool,
+        owns_meter_provider: bool,
+        sentry_bridge: SentryBridge | None,
+        span_processor: ModelHealthSpanProcessor | None,
+        health_metrics: HealthMetrics | None,
+        classifier_set: bool,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.tracer_provider = tracer_provider  # None when the SDK is disabled and none was given
+        self.meter_provider = meter_provider
+        self.owns_tracer_provider = owns_tracer_provider
+        self.owns_meter_provider = owns_meter_provider
+        self.sentry_bridge = sentry_bridge
+        self.span_processor = span_processor
+        self._health_metrics = health_metrics
+        self._options = dict(options)
+        self._classifier_set = classifier_set
+        self._stop_hooks: list[Callable[[], Any]] = []
+        self._shut_down = False
+        self._lock = threading.Lock()
+
+    # --- lifecycle --------------------------------------------------------------------------------------
+
+    @property
+    def is_shut_down(self) -> bool:
+        return self._shut_down
+
+    def attach_monitor(self, monitor: _Stoppable) -> _Stoppable:
+        """Stop ``monitor`` (a ``HealthMonitor``) first on ``shutdown()``, so no probe runs mid-flush."""
+        self.on_shutdown(monitor.stop)
+        return monitor
+
+    def on_shutdown(self, hook: Callable[[], Any]) -> None:
+        """Run ``hook`` at the start of ``shutdown()`` (last registered runs first)."""
+        with self._lock:
+            self._stop_hooks.append(hook)
+
+    def force_flush(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> bool:
+        """Export buffered spans and metrics and hand queued Sentry events to the SDK. True if all did."""
+        deadline = time.monotonic() + timeout_s
+        ok = True
+        for provider in (self.tracer_provider, self.meter_provider):
+            ok = _flush(provider, deadline) and ok
+        if self.sentry_bridge is not None:
+            ok = bool(self.sentry_bridge.flush(timeout=_left(deadline))) and ok
+        return ok
+
+    def shutdown(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        """Stop monitors, flush spans, metrics and Sentry, shut down the providers we created, reset defaults.
+
+        Providers the app owns are flushed, never shut down. Idempotent; never raises.
+        """
+        global _current
+        with self._lock:
+            if self._shut_down:
+                return
+            self._shut_down = True
+            hooks, self._stop_hooks = self._stop_hooks, []
+        deadline = time.monotonic() + timeout_s
+        for hook in reversed(hooks):
+            _safely(hook, "configure.shutdown.hook")
+        bridge = self.sentry_bridge
+        if bridge is not None:
+            # Flush before close: close() only hands queued events to the SDK, flush() also sends them.
+            _safely(lambda: bridge.flush(timeout=_left(deadline)), "configure.shutdown.sentry_flush")
+            _safely(lambda: bridge.close(timeout=_left(deadline)), "configure.shutdown.sentry_close")
+        for provider, owned in (
+            (self.tracer_provider, self.owns_tracer_provider),
+            (self.meter_provider, self.owns_meter_provider),
+        ):
+            if provider is None:
+                continue
+            if owned:
+                _shutdown(provider, deadline)
+            else:
+                _flush(provider, deadline)
+        health_metrics = self._health_metrics
+        if health_metrics is not None:
+            # The API cannot remove instruments from the app's meter provider: make them report nothing.
+            _safely(health_metrics.close, "configure.shutdown.metrics")
+        with _lock:
+            if _current is self:
+                _current = None
+                defaults.set_defaults(registry=None, tracer_provider=None, meter_provider=None)
+                if self._classifier_set:
+                    defaults.set_call_classifier(None)
+
+    def __enter__(self) -> ModelHealth:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.shutdown()
+
+    def __repr__(self) -> str:
+        return (
+            f"ModelHealth(tracer_provider={type(self.tracer_provider).__name__}, "
+            f"owns_tracer_provider={self.owns_tracer_provider}, "
+            f"meter_provider={type(self.meter_provider).__name__}, "
+            f"owns_meter_provider={self.owns_meter_provider}, sentry={self.sentry_bridge is not None}, "
+            f"shut_down={self._shut_down})"
+        )
+
+
+def configure(
+    *,
+    sdk_disabled: bool | None = None,
+    service_name: str | None = None,
+    resource_attributes: Mapping[str, str] | None = None,
+    otlp_endpoint: str | None = None,
+    otlp_protocol: str | None = None,
+    otlp_headers: Mapping[str, str] | None = None,
+    otlp_traces_endpoint: str | None = None,
+    otlp_traces_protocol: str | None = None,
+    otlp_traces_headers: Mapping[str, str] | None = None,
+    otlp_metrics_endpoint: str | None = None,
+    otlp_metrics_protocol: str | None = None,
+    otlp_metrics_headers: Mapping[str, str] | None = None,
+    metric_export_interval_s: float | None = None,
+    breaker: BreakerConfig | Mapping[str, Any] | None = None,
+    max_keys: int | None = None,
+    capture_content: bool | None = None,
+    critical_models: Iterable[str] | str | None = None,
+    trace_url_template: str | None = None,
+    call_classifier: CallClassifier | None = None,
+    sentry_enabled: bool | None = None,
+    sentry_dsn: str | None = None,
+    sentry_environment: str | None = None,
+    sentry_traces_sample_rate: float | None = None,
+    tracer_provider: trace.TracerProvider | None = None,
+    meter_provider: metrics.MeterProvider | None = None,
+    set_global: bool = True,
+) -> ModelHealth:
+    """Set up model health for this process and return its handle. See docs/configuration.md.
+
+    Every option overrides the matching environment variable. Raises ``ConfigurationError`` (a
+    ``ValueError``) naming the option or variable on an invalid value, and ``ImportError`` naming the extra
+    to install when OTLP export or Sentry is requested without its package.
+    """
+    options = {name: value for name, value in locals().items() if value is not None}
+    global _current
+    with _lock:
+        current = _current
+        if current is not None and not current.is_shut_down:
+            differing = sorted(
+                name
+                for name in options.keys() | current._options.keys()
+                if not _same(options.get(name), current._options.get(name))
+            )
+            if differing:
+                logger.warning(
+                    "otel_model_health.configure() was already called; returning the existing handle and "
+                    "ignoring the different options %s (call handle.shutdown() first to reconfigure)",
+                    ", ".join(differing),
+                )
+            return current
+        settings = load_settings(
+            sdk_disabled=sdk_disabled,
+            service_name=service_name,
+            resource_attributes=resource_attributes,
+            otlp_endpoint=otlp_endpoint,
+            otlp_protocol=otlp_protocol,
+            otlp_headers=otlp_headers,
+            otlp_traces_endpoint=otlp_traces_endpoint,
+            otlp_traces_protocol=otlp_traces_protocol,
+            otlp_traces_headers=otlp_traces_headers,
+            otlp_metrics_endpoint=otlp_metrics_endpoint,
+            otlp_metrics_protocol=otlp_metrics_protocol,
+            otlp_metrics_headers=otlp_metrics_headers,
+            metric_export_interval_s=metric_export_interval_s,
+            breaker=breaker,
+            max_keys=max_keys,
+            capture_content=capture_content,
+            critical_models=critical_models,
+            trace_url_template=trace_url_template,
+            sentry_enabled=sentry_enabled,
+            sentry_dsn=sentry_dsn,
+            sentry_environment=sentry_environment,
+            sentry_traces_sample_rate=sentry_traces_sample_rate,
+            set_global=set_global,
+        )
+        if call_classifier is not None and not callable(call_classifier):
+            raise ConfigurationError(f"option call_classifier must be callable, got {call_classifier!r}")
+        handle = _build(settings, options, tracer_provider, meter_provider, call_classifier)
+        _current = handle
+        return handle
+
+
+def current() -> ModelHealth | None:
+    """The handle of the active ``configure()``, or None."""
+    return _current
+
+
+# --- building ------------------------------------------------------------------------------------------
+
+
+def _build(
+    settings: Settings,
+    options: Mapping[str, Any],
+    tracer_provider: trace.TracerProvider | None,
+    meter_provider: metrics.MeterProvider | None,
+    call_classifier: CallClassifier | None,
+) -> ModelHealth:
+    from .health.registry import HealthRegistry
+
+    # Everything that can fail on bad input is checked before anything is started or installed.
+    sentry_plan = _plan_sentry(settings)
+    span_exporter = metric_exporter = None
+    if not settings.sdk_disabled:
+        from . import otlp
+
+        if settings.traces is not None and tracer_provider is None and _is_unset(trace.get_tracer_provider()):
+            span_exporter = otlp.span_exporter(settings.traces)
+        if (
+            settings.metrics is not None
+            and meter_provider is None
+            and _is_unset(metrics.get_meter_provider())
+        ):
+            metric_exporter = otlp.metric_exporter(settings.metrics)
+
+    registry = HealthRegistry(config=settings.breaker, max_keys=settings.max_keys)
+    tp: trace.TracerProvider | None = tracer_provider
+    mp: metrics.MeterProvider | None = meter_provider
+    owns_tp = owns_mp = False
+    processor: ModelHealthSpanProcessor | None = None
+    health_metrics: HealthMetrics | None = None
+    if not settings.sdk_disabled:
+        resource = None
+        if tp is None:
+            tp = trace.get_tracer_provider()
+            if _is_unset(tp):
+                resource = _resource(settings)
+                tp = _create_tracer_provider(resource, span_exporter, settings.set_global)
+                owns_tp = True
+            elif settings.traces is not None:
+                logger.info("an SDK tracer provider is installed: the app owns span export, none added")
+        processor = _attach_processor(tp, registry)
+        if mp is None:
+            mp = metrics.get_meter_provider()
+            if _is_unset(mp):
+                resource = resource if resource is not None else _resource(settings)
+                mp = _create_meter_provider(resource, metric_exporter, settings)
+                owns_mp = True
+            elif settings.metrics is not None:
+                logger.info("an SDK meter provider is installed: the app owns metric export, none added")
+        health_metrics = _register_metrics(registry, mp)
+
+    bridge = _start_sentry(sentry_plan, settings, registry, tp, mp)
+    defaults.set_defaults(
+        registry=registry, tracer_provider=tp, meter_provider=mp, capture_content=settings.capture_content
+    )
+    if call_classifier is not None:
+        defaults.set_call_classifier(call_classifier)
+    return ModelHealth(
+        settings=settings,
+        options=options,
+        registry=registry,
+        tracer_provider=tp,
+        meter_provider=mp,
+        owns_tracer_provider=owns_tp,
+        owns_meter_provider=owns_mp,
+        sentry_bridge=bridge,
+        span_processor=processor,
+        health_metrics=health_metrics,
+        classifier_set=call_classifier is not None,
+    )
+
+
+def _is_unset(provider: object) -> bool:
+    """True when ``provider`` is the API's proxy or no-op provider, or one we installed earlier."""
+    if id(provider) in _our_globals:
+        return True
+    return isinstance(
+        provider,
+        (
+            trace.ProxyTracerProvider,
+            trace.NoOpTracerProvider,
+            metrics._internal._ProxyMeterProvider,
+            metrics.NoOpMeterProvider,
+        ),
+    )
+
+
+def _resource(settings: Settings) -> Any:
+    from opentelemetry.sdk.resources import Resource
+
+    # Resource.create adds the SDK's own attributes and the env detector; ours (options or env) win.
+    return Resource.create(settings.resource_dict())
+
+
+def _create_tracer_provider(resource: Any, exporter: Any, set_global: bool) -> SdkTracerProvider:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    provider = TracerProvider(resource=resource)
+    if exporter is not None:
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    if set_global and _is_unset_api(trace.get_tracer_provider()):
+        trace.set_tracer_provider(provider)
+        _our_globals.add(id(provider))
+    return provider
+
+
+def _create_meter_provider(resource: Any, exporter: Any, settings: Settings) -> SdkMeterProvider:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+
+    readers: list[MetricReader] = []
+    if exporter is not None:
+        readers.append(
+            PeriodicExportingMetricReader(
+                exporter, export_interval_millis=settings.metric_export_interval_s * 1000.0
+            )
+        )
+    provider = MeterProvider(resource=resource, metric_readers=readers)
+    if settings.set_global and _is_unset_api(metrics.get_meter_provider()):
+        metrics.set_meter_provider(provider)
+        _our_globals.add(id(provider))
+    return provider
+
+
+def _is_unset_api(provider: object) -> bool:
+    # Only the API's own placeholders can be replaced: set_*_provider works once per process.
+    return isinstance(
+        provider,
+        (trace.ProxyTracerProvider, trace.NoOpTracerProvider, metrics._internal._ProxyMeterProvider),
+    )
+
+
+def _attach_processor(
+    provider: trace.TracerProvider, registry: HealthRegistry
+) -> ModelHealthSpanProcessor | None:
+    """Add ``ModelHealthSpanProcessor`` so other instrumentations' GenAI spans feed the registry."""
+    add = getattr(provider, "add_span_processor", None)
+    if add is None:
+        logger.warning(
+            "tracer provider %s has no add_span_processor: GenAI spans of other instrumentations will not "
+            "feed model health (ours still do)",
+            type(provider).__name__,
+        )
+        return None
+    from .health.processor import ModelHealthSpanProcessor
+
+    processor = ModelHealthSpanProcessor(registry)
+    add(processor)
+    return processor
+
+
+def _register_metrics(registry: HealthRegistry, provider: metrics.MeterProvider) -> HealthMetrics:
+    from .health.metrics import register_health_metrics
+
+    return register_health_metrics(registry, provider.get_meter(semconv.SCOPE_NAME, __version__))
+
+
+# --- Sentry ----------------------------------------------------------------------------------------------
+
+
+def _plan_sentry(settings: Settings) -> bool:
+    """Whether to install the bridge; raises on a Sentry set-up that cannot work."""
+    sentry = settings.sentry
+    if not sentry.enabled:
+        return False
+    from .sentry.init import import_sentry_sdk
+
+    try:
+        sentry_sdk = import_sentry_sdk()
+    except ImportError as exc:
+        raise ImportError(f"SENTRY_ENABLED is true but {exc}") from exc
+    if not sentry.dsn and not sentry_sdk.is_initialized():
+        raise ConfigurationError(
+            "SENTRY_ENABLED is true but SENTRY_DSN (option sentry_dsn) is not set and the app has not "
+            "initialised sentry_sdk: set a DSN or SENTRY_ENABLED=false"
+        )
+    return True
+
+
+def _start_sentry(
+    planned: bool,
+    settings: Settings,
+    registry: HealthRegistry,
+    tracer_provider: trace.TracerProvider | None,
+    meter_provider: metrics.MeterProvider | None,
+) -> SentryBridge | None:
+    if not planned:
+        return None
+    from .sentry.bridge import SentryBridge
+    from .sentry.init import init_sentry
+
+    # Leaves an app-initialised client alone; otherwise initialises with the SDK's GenAI integrations off.
+    init_sentry(settings.sentry)
+    bridge = SentryBridge(
+        critical_models=settings.critical_models,
+        trace_url_template=settings.trace_url_template,
+        tracer_provider=tracer_provider,
+    )
+    bridge.attach(registry)
+    if meter_provider is not None:
+        try:
+            bridge.register_dropped_metric(meter_provider)
+        except Exception:
+            report_internal_error("configure.sentry_dropped_metric")
+    return bridge
+
+
+# --- helpers ----------------------------------------------------------------------------------------------
+
+
+def _same(a: object, b: object) -> bool:
+    if a is b:
+        return True
+    try:
+        return bool(a == b)
+    except Exception:
+        return False
+
+
+def _left(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
+
+
+def _flush(provider: object, deadline: float) -> bool:
+    flush = getattr(provider, "force_flush", None)
+    if flush is None:
+        return True
+    try:
+        return bool(flush(int(_left(deadline) * 1000)))
+    except Exception:
+        report_internal_error("configure.flush")
+        return False
+
+
+def _shutdown(provider: object, deadline: float) -> None:
+    shutdown = getattr(provider, "shutdown", None)
+    if shutdown is None:
+        return
+    try:
+        # MeterProvider.shutdown takes timeout_millis; TracerProvider.shutdown takes none (it flushes).
+        if isinstance(provider, metrics.MeterProvider):
+            shutdown(timeout_millis=_left(deadline) * 1000)
+        else:
+            shutdown()
+    except Exception:
+        report_internal_error("configure.provider_shutdown")
+
+
+def _safely(action: Callable[[], Any], where: str) -> None:
+    try:
+        action()
+    except Exception:
+        report_internal_error(where)
