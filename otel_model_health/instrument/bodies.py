@@ -1,0 +1,113 @@
+"""A bounded copy of a response body, decompressed within a cap, and parsed as JSON.
+
+The transport sees the body as it came off the wire (httpx decodes ``Content-Encoding`` later, in the
+caller's ``Response``), so gzip/deflate/br are undone here on our own copy. Every step is capped, so a
+compressed bomb or a huge body costs at most ``MAX_DECODED`` bytes and is then ignored.
+"""
+
+from __future__ import annotations
+
+import json
+import zlib
+from typing import Any, Final
+
+MAX_RAW: Final = 8 * 1024 * 1024  # bytes kept of the body as received
+MAX_DECODED: Final = 8 * 1024 * 1024  # bytes allowed after decompression
+
+_brotli: Any
+try:  # br only when a brotli module is importable (httpx itself needs one to decode br)
+    import brotli as _brotli  # type: ignore[import-untyped,no-redef,unused-ignore]
+except ImportError:  # pragma: no cover - depends on the environment
+    try:
+        import brotlicffi as _brotli  # type: ignore[import-not-found,no-redef,unused-ignore]
+    except ImportError:
+        _brotli = None
+
+
+class TooLarge(Exception):
+    """The body exceeds a cap: not parsed, not judged."""
+
+
+class Unsupported(Exception):
+    """An encoding we cannot decode here."""
+
+
+class BodyCopy:
+    """References to the chunks the caller reads, up to ``MAX_RAW`` bytes (no copying until the end)."""
+
+    __slots__ = ("chunks", "overflow", "size")
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.overflow = False
+
+    def add(self, chunk: bytes) -> None:
+        if self.overflow:
+            return
+        self.size += len(chunk)
+        if self.size > MAX_RAW:
+            self.overflow = True
+            self.chunks = []
+            return
+        self.chunks.append(chunk)
+
+    def data(self) -> bytes:
+        if self.overflow:
+            raise TooLarge
+        return b"".join(self.chunks)
+
+
+def _zlib(data: bytes, wbits: int) -> bytes:
+    decompressor = zlib.decompressobj(wbits)
+    out = decompressor.decompress(data, MAX_DECODED)
+    if decompressor.unconsumed_tail:
+        raise TooLarge
+    return out
+
+
+def _deflate(data: bytes) -> bytes:
+    try:
+        return _zlib(data, zlib.MAX_WBITS)
+    except zlib.error:
+        return _zlib(data, -zlib.MAX_WBITS)  # raw deflate, as some servers send it
+
+
+def _br(data: bytes) -> bytes:
+    if _brotli is None:
+        raise Unsupported("br")
+    decompressor = _brotli.Decompressor()
+    out: bytes = decompressor.process(data, output_buffer_limit=MAX_DECODED + 1)
+    if len(out) > MAX_DECODED:
+        raise TooLarge
+    return out
+
+
+def decode(data: bytes, content_encoding: str | None) -> bytes:
+    """Undo ``Content-Encoding`` (applied in order, so undone in reverse), within ``MAX_DECODED``."""
+    if content_encoding:
+        for coding in reversed([c.strip().lower() for c in content_encoding.split(",")]):
+            if coding in ("", "identity"):
+                continue
+            if coding in ("gzip", "x-gzip"):
+                data = _zlib(data, zlib.MAX_WBITS | 16)
+            elif coding == "deflate":
+                data = _deflate(data)
+            elif coding == "br":
+                data = _br(data)
+            else:
+                raise Unsupported(coding)
+    if len(data) > MAX_DECODED:
+        raise TooLarge
+    return data
+
+
+class Malformed(Exception):
+    """The body is not the JSON it claims to be."""
+
+
+def parse_json(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise Malformed from exc

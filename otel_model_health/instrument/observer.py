@@ -1,0 +1,301 @@
+"""What one model-call attempt's response says, learned from the bytes as the caller reads them.
+
+The transport creates a ``CallObserver`` per attempt; the response stream wrapper feeds it each chunk
+and tells it how the stream ended. It ends the measurement exactly once. Nothing here raises: an
+internal error is reported and the call is finished from its status alone.
+
+Decisions (documented in docs/httpx-transport.md):
+* a 2xx JSON body that does not parse is a failure ``malformed_response`` (the SDK will raise on it;
+  a provider answering garbage is the provider's fault), so is a stream data event that does not parse;
+* a body over the caps (8 MiB) is not parsed and not judged: the outcome comes from the status;
+* an SSE stream is complete when its terminal event came (`[DONE]`, `message_stop`,
+  `response.completed`), or at EOF for Gemini, which has none.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+from .._internal import report_internal_error
+from ..outcomes import StreamEnd
+from ..redact import scrub
+from . import bodies
+from .capture import ContentCapture
+from .gemini import read_gemini
+from .measurement import CallMeasurement
+from .requests import DIALECT_GEMINI, TERMINAL_DONE, TERMINAL_EOF, Endpoint
+from .responses import ResponseInfo, read_response, read_stream_event
+from .sse import SSEParser
+
+MALFORMED_RESPONSE: Final = "malformed_response"
+_MAX_ERROR_BODY: Final = 64 * 1024
+
+_MODE_JSON: Final = 1
+_MODE_SSE: Final = 2
+_MODE_ERROR: Final = 3
+
+
+class CallObserver:
+    __slots__ = (
+        "_body",
+        "_capture",
+        "_encoding",
+        "_endpoint",
+        "_first",
+        "_info",
+        "_malformed",
+        "_mode",
+        "_retry_after_s",
+        "_sse",
+        "_status",
+        "_terminal",
+        "m",
+    )
+
+    def __init__(self, m: CallMeasurement, endpoint: Endpoint, capture: ContentCapture | None) -> None:
+        self.m = m
+        self._endpoint = endpoint
+        self._capture = capture
+        self._info = ResponseInfo()
+        self._status = 0
+        self._mode = _MODE_JSON
+        self._encoding: str | None = None
+        self._retry_after_s: float | None = None
+        self._body: bodies.BodyCopy | None = None
+        self._sse: SSEParser | None = None
+        self._first = True
+        self._terminal = False
+        self._malformed = False
+
+    # -- events from the transport -----------------------------------------------------------------------
+    def response(
+        self,
+        status_code: int,
+        content_type: str | None,
+        content_encoding: str | None,
+        retry_after_s: float | None,
+    ) -> None:
+        try:
+            self._status = status_code
+            self._encoding = content_encoding
+            self._retry_after_s = retry_after_s
+            if not 200 <= status_code < 300:
+                self._mode = _MODE_ERROR
+                self._body = bodies.BodyCopy()
+            elif content_type is not None and "text/event-stream" in content_type:
+                self._mode = _MODE_SSE
+                self._sse = SSEParser()
+            else:
+                self._body = bodies.BodyCopy()
+        except Exception:
+            report_internal_error("observer.response")
+
+    def content(self, body: bytes) -> None:
+        """A response whose body was already read (e.g. an in-memory transport): judge it now."""
+        self.chunk(body)
+        self.eof()
+
+    def chunk(self, data: bytes) -> None:
+        if not data or self.m.done:
+            return
+        try:
+            if self._mode == _MODE_SSE:
+                if self._first:
+                    self._first = False
+                    self.m.first_chunk()
+                parser = self._sse
+                if parser is not None:
+                    for event in parser.feed(data):
+                        self._event(*event)
+            else:
+                body = self._body
+                if body is not None:
+                    if self._mode == _MODE_ERROR and body.size >= _MAX_ERROR_BODY:
+                        return
+                    body.add(data)
+        except Exception:
+            report_internal_error("observer.chunk")
+            self._sse = None  # stop parsing; the outcome still comes from how the stream ends
+            self._body = None
+
+    def eof(self) -> None:
+        """The body ended cleanly."""
+        if self.m.done:
+            return
+        try:
+            if self._mode == _MODE_SSE:
+                parser = self._sse
+                if parser is not None:
+                    for event in parser.close():
+                        self._event(*event)
+                self._finish_stream()
+            elif self._mode == _MODE_ERROR:
+                self._finish_error()
+            else:
+                self._finish_json()
+        except Exception:
+            report_internal_error("observer.eof")
+            self._finish_plain()
+
+    def failed(self, exc: BaseException) -> None:
+        """Reading the body raised (connection reset, read timeout): the stream dropped."""
+        if self.m.done:
+            return
+        try:
+            self._apply_info()
+            self.m.finish(
+                status_code=self._status,
+                exception=exc,
+                stream_end=StreamEnd.DROPPED,
+                error_message=scrub(f"{type(exc).__name__}: {exc}"),
+                retry_after_s=self._retry_after_s,
+            )
+        except Exception:
+            report_internal_error("observer.failed")
+
+    def closed(self) -> None:
+        """The caller closed the response (or it was garbage-collected) before EOF, or after it."""
+        if self.m.done:
+            return
+        try:
+            if self._mode == _MODE_ERROR:
+                self._finish_error()
+            elif (
+                self._terminal or self._info.terminal or self._info.error_type is not None or self._malformed
+            ):
+                # The SDKs close right after the terminal event (complete) and raise on an error event
+                # or an unparseable one (that error is the outcome, not the caller's close).
+                self._finish_stream()
+            else:
+                self._apply_info()
+                self.m.finish(status_code=self._status, stream_end=StreamEnd.CANCELLED)
+        except Exception:
+            report_internal_error("observer.closed")
+            self._finish_plain()
+
+    # -- internals ---------------------------------------------------------------------------------------
+    def _event(self, name: str | None, data: str) -> None:
+        if data == "[DONE]":
+            self._terminal = True
+            return
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            self._malformed = True
+            return
+        info = self._info
+        if self._endpoint.dialect == DIALECT_GEMINI:
+            read_gemini(obj, info)
+        else:
+            read_stream_event(obj, info, event_name=name)
+            if info.error_type is None and (name == "error" or _type_of(obj) == "error"):
+                info.error_type = _error_code(obj)
+        if self._capture is not None:
+            self._capture.stream_event(obj, name)
+
+    def _stream_end(self) -> tuple[StreamEnd, str | None]:
+        info = self._info
+        if info.error_type is not None:
+            return StreamEnd.ERROR_EVENT, info.error_type
+        if self._malformed:
+            return StreamEnd.ERROR_EVENT, MALFORMED_RESPONSE
+        terminal = self._endpoint.terminal
+        if (
+            terminal == TERMINAL_EOF
+            or (terminal == TERMINAL_DONE and self._terminal)
+            or info.terminal
+            or self._terminal
+        ):
+            return StreamEnd.COMPLETE, None
+        return StreamEnd.NO_TERMINAL_EVENT, None
+
+    def _finish_stream(self) -> None:
+        end, error_type = self._stream_end()
+        self._apply_info()
+        message = self._info.error_message
+        self.m.finish(
+            status_code=self._status,
+            stream_end=end,
+            stream_error_type=error_type,
+            error_message=scrub(message) if message else None,
+        )
+
+    def _parsed_body(self) -> Any:
+        """The decoded JSON body; raises Malformed, TooLarge or Unsupported."""
+        body = self._body
+        if body is None:
+            raise bodies.Unsupported("no body")
+        return bodies.parse_json(bodies.decode(body.data(), self._encoding))
+
+    def _finish_json(self) -> None:
+        try:
+            obj = self._parsed_body()
+        except bodies.Malformed:
+            self.m.finish(
+                status_code=self._status,
+                stream_end=StreamEnd.ERROR_EVENT,
+                stream_error_type=MALFORMED_RESPONSE,
+                error_message="the response body is not valid JSON",
+            )
+            return
+        except (bodies.TooLarge, bodies.Unsupported):
+            self.m.finish(status_code=self._status)
+            return
+        info = self._info
+        if self._endpoint.dialect == DIALECT_GEMINI:
+            read_gemini(obj, info)
+        else:
+            read_response(obj, info)
+        if self._capture is not None:
+            self._capture.response_body(obj)
+        self._apply_info()
+        self.m.finish(status_code=self._status)
+
+    def _finish_error(self) -> None:
+        message: str | None = None
+        try:
+            obj = self._parsed_body()
+            info = ResponseInfo()
+            if self._endpoint.dialect == DIALECT_GEMINI:
+                read_gemini(obj, info)
+            else:
+                read_response(obj, info)
+            message = info.error_message
+        except Exception:  # an HTML error page, a cut body: the status says enough
+            message = None
+        self.m.finish(
+            status_code=self._status,
+            error_message=scrub(message) if message else None,
+            retry_after_s=self._retry_after_s,
+        )
+
+    def _finish_plain(self) -> None:
+        try:
+            self.m.finish(status_code=self._status or None)
+        except Exception:
+            report_internal_error("observer.finish_plain")
+
+    def _apply_info(self) -> None:
+        info = self._info
+        m = self.m
+        m.response_model = info.response_model
+        m.response_id = info.response_id
+        if info.finish_reasons:
+            m.finish_reasons = info.finish_reasons
+        m.input_tokens = info.input_tokens
+        m.output_tokens = info.output_tokens
+        if self._capture is not None:
+            self._capture.emit(m.span, info.finish_reasons)
+
+
+def _type_of(obj: Any) -> Any:
+    return obj.get("type") if isinstance(obj, dict) else None
+
+
+def _error_code(obj: Any) -> str:
+    if isinstance(obj, dict):
+        code = obj.get("code")
+        if isinstance(code, str) and code:
+            return code[:64]
+    return "error"

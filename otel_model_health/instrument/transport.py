@@ -1,0 +1,354 @@
+"""``ModelHealthTransport`` / ``AsyncModelHealthTransport``: measure every model call an httpx or httpx2
+client makes, one span and one outcome per HTTP attempt, without patching anything.
+
+One implementation serves both modules. ``ModelHealthTransport(inner)`` returns an instance of a class
+built (once, lazily) to also derive from the inner transport's module's ``BaseTransport``, so
+``httpx.Client(transport=...)`` and ``httpx2.Client(transport=...)`` both accept it, and the package
+imports without either module. ``instrument_client(client)`` wraps a client's own transports in place,
+keeping its proxies, pool limits, TLS and HTTP/2 settings.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, ClassVar, Final, TypeVar
+
+from opentelemetry import metrics, trace
+
+from .. import defaults
+from .._internal import report_internal_error
+from ..health.types import HealthRecorder
+from ..keys import ModelKey
+from ..outcomes import MAX_RETRY_AFTER_S, parse_retry_after
+from ..redact import scrub
+from . import httpx_support
+from .capture import ContentCapture
+from .hosts import HostResolver, Route, provider_from_model
+from .measurement import CallMeasurement, InstrumentsRef, start_call
+from .observer import CallObserver
+from .requests import Endpoint, match_endpoint, model_and_stream
+
+RETRY_COUNT_HEADER: Final = "x-stainless-retry-count"
+_MAX_KEYS: Final = 1024
+_DEFAULT_PORTS: Final = {"https": 443, "http": 80}
+
+ClientT = TypeVar("ClientT")
+
+
+class _Core:
+    """Everything both transports share: options, caches, and the per-attempt steps."""
+
+    __slots__ = ("_capture", "_gateway", "_inst", "_keys", "_provider", "_resolver")
+
+    def __init__(
+        self,
+        *,
+        registry: HealthRecorder | None,
+        tracer_provider: trace.TracerProvider | None,
+        meter_provider: metrics.MeterProvider | None,
+        provider: str | None,
+        gateway: str | None,
+        hosts: Mapping[str, Route | str | tuple[str | None, str | None]] | None,
+        capture_content: bool | None,
+    ) -> None:
+        self._inst = InstrumentsRef(
+            registry=registry, tracer_provider=tracer_provider, meter_provider=meter_provider
+        )
+        self._provider = provider
+        self._gateway = gateway
+        self._resolver = HostResolver(hosts)
+        self._capture = capture_content
+        self._keys: dict[tuple[str, str, str | None], ModelKey] = {}
+
+    def key(self, host: str, endpoint: Endpoint, model: str | None) -> ModelKey:
+        cache_key = (host, endpoint.provider, model)
+        key = self._keys.get(cache_key)
+        if key is not None:
+            return key
+        route = self._resolver.resolve(host)
+        provider = self._provider or route.provider
+        if provider is None and route.provider_from_model and model:
+            provider = provider_from_model(model)
+        gateway = self._gateway or route.gateway or host
+        key = ModelKey(provider=provider or endpoint.provider, model=model or "", gateway=gateway)
+        if len(self._keys) >= _MAX_KEYS:
+            self._keys = {}  # bounded: many distinct models or hosts only cost a re-computation
+        self._keys[cache_key] = key
+        return key
+
+    def start(self, request: Any, endpoint: Endpoint) -> CallObserver | None:
+        """Begin measuring one attempt; None when suppressed or when our code failed."""
+        try:
+            url = request.url
+            body = getattr(request, "_content", None)
+            if not isinstance(body, bytes):
+                body = None  # a streamed request body: not ours to read
+            model, stream = model_and_stream(body)
+            if endpoint.path_model is not None:
+                model = endpoint.path_model
+            if endpoint.path_stream is not None:
+                stream = endpoint.path_stream
+            host: str = url.host
+            port = url.port or _DEFAULT_PORTS.get(url.scheme)
+            key = self.key(host, endpoint, model)
+            capture = self._capture if self._capture is not None else defaults.capture_content_enabled()
+            content = ContentCapture(body, endpoint.dialect) if capture else None
+            resend = _resend_count(request.headers.get(RETRY_COUNT_HEADER))
+        except Exception:
+            report_internal_error("transport.start")
+            return None
+        m = start_call(
+            self._inst.get(),
+            key=key,
+            operation_name=endpoint.operation,
+            server_address=host,
+            server_port=port,
+            stream=stream,
+        )
+        if m is None:
+            return None
+        if resend:
+            m.resend_count = resend
+        return CallObserver(m, endpoint, content)
+
+    @staticmethod
+    def request_failed(m: CallMeasurement, exc: BaseException) -> None:
+        m.finish(exception=exc, error_message=scrub(f"{type(exc).__name__}: {exc}"))
+
+    @staticmethod
+    def attach(observer: CallObserver, response: Any, stream_cls: type[Any]) -> Any:
+        """Hand the response back with its stream wrapped; the observer ends the call with the stream."""
+        try:
+            headers = response.headers
+            status: int = response.status_code
+            observer.response(
+                status,
+                headers.get("content-type"),
+                headers.get("content-encoding"),
+                _retry_after(headers) if status >= 400 else None,
+            )
+            content = getattr(response, "_content", None)
+            if isinstance(content, bytes):
+                observer.content(content)  # already read and decoded (in-memory transports)
+            else:
+                response.stream = stream_cls(response.stream, observer)
+        except Exception:
+            report_internal_error("transport.attach")
+            observer.closed()
+        return response
+
+
+def _resend_count(value: str | None) -> int:
+    if not value:
+        return 0
+    try:
+        count = int(value)
+    except ValueError:
+        return 0
+    return count if 0 < count < 1000 else 0
+
+
+def _retry_after(headers: Any) -> float | None:
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            seconds = float(ms) / 1000.0
+        except ValueError:
+            seconds = -1.0
+        if not math.isnan(seconds) and seconds >= 0:
+            return min(seconds, MAX_RETRY_AFTER_S)
+    value: str | None = headers.get("retry-after")
+    return parse_retry_after(value)
+
+
+_sync_classes: dict[str, type[Any]] = {}
+_async_classes: dict[str, type[Any]] = {}
+
+
+def _specialise(base: type[Any], cache: dict[str, type[Any]], name: str, attr: str) -> type[Any]:
+    cls = cache.get(name)
+    if cls is None:
+        module = httpx_support.load(name)
+        cls = type(base.__name__, (base, getattr(module, attr)), {"_mh_module_name": name})
+        cls.__module__ = base.__module__
+        cls.__qualname__ = base.__qualname__
+        cache[name] = cls
+    return cls
+
+
+def _module_for(transport: object, module: str | None) -> str:
+    if module is not None:
+        return module
+    if transport is not None:
+        name = httpx_support.module_name_of(transport)
+        if name is not None:
+            return name
+    return httpx_support.default_module_name()
+
+
+class _TransportBase:
+    _mh_module_name: ClassVar[str]
+
+    def __init__(
+        self,
+        transport: Any = None,
+        *,
+        module: str | None = None,
+        registry: HealthRecorder | None = None,
+        tracer_provider: trace.TracerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+        provider: str | None = None,
+        gateway: str | None = None,
+        hosts: Mapping[str, Route | str | tuple[str | None, str | None]] | None = None,
+        capture_content: bool | None = None,
+    ) -> None:
+        self._mh_module = httpx_support.load(self._mh_module_name)
+        self._mh_core = _Core(
+            registry=registry,
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+            provider=provider,
+            gateway=gateway,
+            hosts=hosts,
+            capture_content=capture_content,
+        )
+        self._transport = transport if transport is not None else self._default_inner()
+
+    def _default_inner(self) -> Any:
+        raise NotImplementedError
+
+    @property
+    def wrapped(self) -> Any:
+        """The inner transport."""
+        return self._transport
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} ({self._mh_module_name}) wrapping {self._transport!r}>"
+
+
+class ModelHealthTransport(_TransportBase):
+    """A sync transport for ``httpx.Client`` or ``httpx2.Client`` wrapping ``transport`` (default: the
+    module's ``HTTPTransport()``). The module is the inner transport's, else ``module=``, else httpx2.
+
+    Options: ``registry``, ``tracer_provider``, ``meter_provider`` (default: ``configure()``'s, else the
+    global ones), ``provider`` / ``gateway`` (override the host table for every call), ``hosts`` (extra
+    host table entries), ``capture_content`` (default: the GenAI env variable)."""
+
+    def __new__(cls, transport: Any = None, *, module: str | None = None, **_options: Any) -> Any:
+        target = cls
+        if cls is ModelHealthTransport:
+            target = _specialise(cls, _sync_classes, _module_for(transport, module), "BaseTransport")
+        return object.__new__(target)
+
+    def _default_inner(self) -> Any:
+        return self._mh_module.HTTPTransport()
+
+    def handle_request(self, request: Any) -> Any:
+        endpoint = match_endpoint(request.method, request.url.path)
+        if endpoint is None:
+            return self._transport.handle_request(request)
+        core = self._mh_core
+        observer = core.start(request, endpoint)
+        if observer is None:
+            return self._transport.handle_request(request)
+        m = observer.m
+        token = m.activate()
+        try:
+            response = self._transport.handle_request(request)
+        except BaseException as exc:
+            m.deactivate(token)
+            core.request_failed(m, exc)
+            raise
+        m.deactivate(token)
+        return core.attach(observer, response, httpx_support.sync_stream_class(self._mh_module))
+
+    def close(self) -> None:
+        self._transport.close()
+
+    def __enter__(self) -> Any:
+        self._transport.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        self._transport.__exit__(exc_type, exc_value, traceback)
+
+
+class AsyncModelHealthTransport(_TransportBase):
+    """The async twin of ``ModelHealthTransport`` for ``httpx.AsyncClient`` / ``httpx2.AsyncClient``."""
+
+    def __new__(cls, transport: Any = None, *, module: str | None = None, **_options: Any) -> Any:
+        target = cls
+        if cls is AsyncModelHealthTransport:
+            target = _specialise(cls, _async_classes, _module_for(transport, module), "AsyncBaseTransport")
+        return object.__new__(target)
+
+    def _default_inner(self) -> Any:
+        return self._mh_module.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: Any) -> Any:
+        endpoint = match_endpoint(request.method, request.url.path)
+        if endpoint is None:
+            return await self._transport.handle_async_request(request)
+        core = self._mh_core
+        observer = core.start(request, endpoint)
+        if observer is None:
+            return await self._transport.handle_async_request(request)
+        m = observer.m
+        token = m.activate()
+        try:
+            response = await self._transport.handle_async_request(request)
+        except BaseException as exc:
+            m.deactivate(token)
+            core.request_failed(m, exc)
+            raise
+        m.deactivate(token)
+        return core.attach(observer, response, httpx_support.async_stream_class(self._mh_module))
+
+    async def aclose(self) -> None:
+        await self._transport.aclose()
+
+    async def __aenter__(self) -> Any:
+        await self._transport.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        await self._transport.__aexit__(exc_type, exc_value, traceback)
+
+
+def instrument_client(client: ClientT, **options: Any) -> ClientT:
+    """Wrap ``client``'s transport and every mounted one (env proxies, ``mounts=``) in place; returns
+    the client. Keeps the client's proxies, pool limits, TLS and HTTP/2 settings. Idempotent: an already
+    wrapped transport is left as it is (with its options). Options as for ``ModelHealthTransport``."""
+    name = httpx_support.module_name_of(client)
+    if name is None:
+        raise TypeError(f"instrument_client expects an httpx or httpx2 client, got {type(client).__name__}")
+    module = httpx_support.load(name)
+    wrapper: type[_TransportBase]
+    if isinstance(client, module.AsyncClient):
+        wrapper = AsyncModelHealthTransport
+    elif isinstance(client, module.Client):
+        wrapper = ModelHealthTransport
+    else:
+        raise TypeError(f"instrument_client expects an httpx or httpx2 client, got {type(client).__name__}")
+
+    def wrap(transport: Any) -> Any:
+        if transport is None or isinstance(transport, wrapper):
+            return transport
+        return wrapper(transport, module=name, **options)
+
+    target: Any = client
+    target._transport = wrap(target._transport)
+    target._mounts = {pattern: wrap(transport) for pattern, transport in target._mounts.items()}
+    return client
