@@ -2,3 +2,36 @@
 
 Imports nothing of httpx, wrapt, sentry_sdk or the CLI.
 """
+
+from .breaker import Permit
+from .metrics import HealthMetrics, register_health_metrics
+from .processor import ModelHealthSpanProcessor
+from .registry import HealthRegistry
+from .types import (
+    BreakerConfig,
+    BreakerState,
+    ErrorInfo,
+    HealthListener,
+    HealthRecorder,
+    HealthStatus,
+    HealthTransition,
+    ModelHealthState,
+    TransitionKind,
+)
+
+__all__ = [
+    "BreakerConfig",
+    "BreakerState",
+    "ErrorInfo",
+    "HealthListener",
+    "HealthMetrics",
+    "HealthRecorder",
+    "HealthRegistry",
+    "HealthStatus",
+    "HealthTransition",
+    "ModelHealthSpanProcessor",
+    "ModelHealthState",
+    "Permit",
+    "TransitionKind",
+    "register_health_metrics",
+]

@@ -1,0 +1,134 @@
+"""Observable health metrics, read from the registry at collection time.
+
+A model call pays nothing for these: the registry already keeps the figures, and the SDK asks for them
+only when a reader collects (every export interval). Callbacks never raise: an error is reported as an
+internal error and the instrument reports nothing for that collection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Final
+
+from opentelemetry.metrics import CallbackOptions, Meter, Observation
+
+from .. import semconv
+from .._internal import internal_error_count, report_internal_error
+from .types import BreakerState, ModelHealthState
+
+if TYPE_CHECKING:
+    from .registry import HealthRegistry
+
+_STATES: Final = (BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN)
+
+
+def _key_attributes(state: ModelHealthState) -> dict[str, str]:
+    key = state.key
+    return {
+        semconv.GEN_AI_PROVIDER_NAME: key.provider,
+        semconv.GEN_AI_REQUEST_MODEL: key.model,
+        semconv.MH_GATEWAY: key.gateway,
+    }
+
+
+class HealthMetrics:
+    """Handle of the registered instruments. ``close()`` makes every callback report nothing.
+
+    (The OpenTelemetry API cannot remove an instrument; an app that drops its registry closes this.)
+    """
+
+    def __init__(self, registry: HealthRegistry, meter: Meter) -> None:
+        self._registry = registry
+        self._closed = False
+        self.outcomes = meter.create_observable_counter(
+            semconv.METRIC_MH_OUTCOMES,
+            callbacks=[self._guard("outcomes", self._outcomes)],
+            unit="{call}",
+            description="Model call outcomes by model, operation and outcome.",
+        )
+        self.success_rate = meter.create_observable_gauge(
+            semconv.METRIC_MH_SUCCESS_RATE,
+            callbacks=[self._guard("success_rate", self._success_rate)],
+            unit="1",
+            description="Successes / (successes + failures) in each model's window (absent when empty).",
+        )
+        self.breaker_state = meter.create_observable_gauge(
+            semconv.METRIC_MH_BREAKER_STATE,
+            callbacks=[self._guard("breaker_state", self._breaker_state)],
+            unit="1",
+            description="1 for the current breaker state, 0 for the others (sum: open breakers).",
+        )
+        self.breaker_transitions = meter.create_observable_counter(
+            semconv.METRIC_MH_BREAKER_TRANSITIONS,
+            callbacks=[self._guard("breaker_transitions", self._breaker_transitions)],
+            unit="{transition}",
+            description="Times each model's breaker entered each state.",
+        )
+        self.evictions = meter.create_observable_counter(
+            semconv.METRIC_MH_EVICTIONS,
+            callbacks=[self._guard("evictions", self._evictions)],
+            unit="{key}",
+            description="Model keys evicted from the health registry (least recently used, past its cap).",
+        )
+        self.internal_errors = meter.create_observable_counter(
+            semconv.METRIC_MH_INTERNAL_ERRORS,
+            callbacks=[self._guard("internal_errors", self._internal_errors)],
+            unit="{error}",
+            description="Errors inside otel_model_health's own telemetry code, swallowed.",
+        )
+
+    def close(self) -> None:
+        self._closed = True
+
+    def _guard(
+        self, name: str, callback: Callable[[], Iterable[Observation]]
+    ) -> Callable[[CallbackOptions], Iterable[Observation]]:
+        def observe(options: CallbackOptions) -> Iterable[Observation]:
+            if self._closed:
+                return []
+            try:
+                return list(callback())
+            except Exception:
+                report_internal_error(f"health metric {name}")
+                return []
+
+        return observe
+
+    def _outcomes(self) -> Iterable[Observation]:
+        for state in self._registry.snapshot():
+            base = _key_attributes(state)
+            for (operation, outcome), count in state.outcome_totals.items():
+                yield Observation(
+                    count, {**base, semconv.MH_OPERATION: operation, semconv.MH_OUTCOME: outcome.value}
+                )
+
+    def _success_rate(self) -> Iterable[Observation]:
+        for state in self._registry.snapshot():
+            if state.success_rate is not None:
+                yield Observation(state.success_rate, _key_attributes(state))
+
+    def _breaker_state(self) -> Iterable[Observation]:
+        for state in self._registry.snapshot():
+            base = _key_attributes(state)
+            for s in _STATES:
+                yield Observation(
+                    1 if state.breaker_state is s else 0, {**base, semconv.MH_BREAKER_STATE: s.value}
+                )
+
+    def _breaker_transitions(self) -> Iterable[Observation]:
+        for state in self._registry.snapshot():
+            base = _key_attributes(state)
+            for s, count in state.breaker_transitions.items():
+                if count:
+                    yield Observation(count, {**base, semconv.MH_BREAKER_STATE: s.value})
+
+    def _evictions(self) -> Iterable[Observation]:
+        yield Observation(self._registry.evictions)
+
+    def _internal_errors(self) -> Iterable[Observation]:
+        yield Observation(internal_error_count())
+
+
+def register_health_metrics(registry: HealthRegistry, meter: Meter) -> HealthMetrics:
+    """Register the observable health instruments of ``registry`` on ``meter``; returns their handle."""
+    return HealthMetrics(registry, meter)

@@ -1,0 +1,237 @@
+"""The registry's breaker against a small, obviously correct reference model, step by step.
+
+The reference keeps the full outcome history and recomputes everything from it (window = last N
+outcomes since the last close, failure rate by counting, backoff decay computed from the close time)
+instead of the registry's running totals and lazy, incremental clock steps.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from otel_model_health.health.breaker import Permit
+from otel_model_health.health.registry import HealthRegistry
+from otel_model_health.health.types import BreakerConfig, HealthTransition
+from otel_model_health.keys import ModelKey
+from otel_model_health.outcomes import Outcome
+
+CONFIG = BreakerConfig(
+    window_size=5,
+    failure_rate_threshold=0.5,
+    minimum_calls=3,
+    consecutive_failures=3,
+    open_wait_s=10.0,
+    max_open_wait_s=40.0,
+    backoff_multiplier=2.0,
+    jitter=0.1,
+    half_open_trials=2,
+    permit_expiry_s=25.0,
+    stale_after_s=0.0,
+)
+KEY = ModelKey(provider="p", model="m")
+SEED = 1234
+
+
+@dataclass(eq=False)  # identity: two permits handed out at the same time are still two
+class RefPermit:
+    expires_at: float
+
+
+@dataclass
+class Reference:
+    rng: random.Random = field(default_factory=lambda: random.Random(SEED))
+    state: str = "closed"
+    history: list[bool] = field(default_factory=list)  # successes/failures since the last close
+    consecutive: int = 0
+    open_until: float = 0.0
+    half_open_since: float = 0.0
+    level: int = 0
+    closed_at: float = 0.0
+    trials: int = 0
+    permits: list[RefPermit] = field(default_factory=list)
+    incident: bool = False
+    incident_opened: bool = False
+    emitted: list[str] = field(default_factory=list)
+
+    @staticmethod
+    def wait(level: int) -> float:
+        return min(CONFIG.open_wait_s * 2.0**level, CONFIG.max_open_wait_s)
+
+    def effective_level(self, now: float) -> int:
+        level, t = self.level, self.closed_at
+        while level and now - t >= 2 * self.wait(level - 1):
+            t += 2 * self.wait(level - 1)
+            level -= 1
+        return level
+
+    def open(self, now: float) -> None:
+        level = self.effective_level(now) if self.state == "closed" else self.level
+        nominal = self.wait(level)
+        self.level = min(level + 1, 3)  # 10, 20, 40 (cap) → one past the first capped level
+        wait = nominal * (1.0 + CONFIG.jitter * (2.0 * self.rng.random() - 1.0))
+        self.state, self.open_until, self.trials, self.permits = "open", now + wait, 0, []
+        self.incident_opened = True
+
+    def close(self, now: float) -> None:
+        self.state, self.history, self.consecutive, self.trials, self.permits = "closed", [], 0, 0, []
+        self.closed_at = now
+
+    def advance(self, now: float) -> None:
+        if self.state == "open" and now >= self.open_until:
+            self.state, self.half_open_since, self.trials, self.permits = "half_open", self.open_until, 0, []
+            self.emitted.append("half_open")
+        if self.state == "closed":
+            # Materialise the decay so far (the registry decays lazily; both must agree at opening).
+            level, t = self.level, self.closed_at
+            while level and now - t >= 2 * self.wait(level - 1):
+                t += 2 * self.wait(level - 1)
+                level -= 1
+            self.level, self.closed_at = level, t
+        self.permits = [p for p in self.permits if p.expires_at > now]
+
+    def is_trial(self, started_at: float | None) -> bool:
+        return self.state == "half_open" and (started_at is None or started_at >= self.half_open_since)
+
+    def record(self, outcome: Outcome, started_at: float | None, now: float) -> None:
+        self.advance(now)
+        trial = self.is_trial(started_at)
+        if trial and self.permits:
+            self.permits.pop(0)
+        if outcome is Outcome.FAILURE:
+            self.history.append(False)
+            self.consecutive += 1
+            if not self.incident:
+                self.incident, self.incident_opened = True, False
+                self.emitted.append("first_failure")
+            window = self.history[-CONFIG.window_size :]
+            if self.state == "closed":
+                failures = window.count(False)
+                if self.consecutive >= CONFIG.consecutive_failures or (
+                    len(window) >= CONFIG.minimum_calls and failures / len(window) >= 0.5
+                ):
+                    self.open(now)
+                    self.emitted.append("breaker_opened")
+            elif trial:
+                self.open(now)
+                self.emitted.append("half_open_failed")
+        elif outcome is Outcome.SUCCESS:
+            self.history.append(True)
+            self.consecutive = 0
+            if trial:
+                self.trials += 1
+                if self.trials == CONFIG.half_open_trials:
+                    self.close(now)
+                    self.incident = False
+                    self.emitted.append("recovered")
+            elif (
+                self.incident
+                and not self.incident_opened
+                and self.state == "closed"
+                and False not in self.history[-CONFIG.window_size :]
+            ):
+                self.incident = False
+                self.emitted.append("recovered")
+
+    def acquire(self, now: float) -> bool:
+        self.advance(now)
+        if self.state == "open":
+            return False
+        if self.state == "closed":
+            return True
+        if self.trials + len(self.permits) < CONFIG.half_open_trials:
+            self.permits.append(RefPermit(now + CONFIG.permit_expiry_s))
+            return True
+        return False
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class BreakerMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = Clock()
+        self.registry = HealthRegistry(config=CONFIG, clock=self.clock, random=random.Random(SEED))
+        self.seen: list[HealthTransition] = []
+        self.registry.subscribe(self.seen.append)
+        self.ref = Reference()
+        self.held: list[tuple[Permit, RefPermit | None]] = []
+
+    @rule(
+        outcome=st.sampled_from(list(Outcome)),
+        started=st.one_of(
+            st.none(),
+            st.just("half_open_began"),
+            st.sampled_from([0.0, 1.0, 5.0, 10.0, 30.0]),
+            st.floats(min_value=0.0, max_value=60.0),
+        ),
+    )
+    def record(self, outcome: Outcome, started: float | str | None) -> None:
+        if started == "half_open_began":  # the boundary: started exactly when half-open began
+            started_at: float | None = self.ref.half_open_since
+        elif isinstance(started, float):
+            started_at = self.clock.t - started
+        else:
+            started_at = None
+        self.registry.record(KEY, outcome, started_at=started_at, retry_after_s=0.0)
+        self.ref.record(outcome, started_at, self.clock.t)
+
+    @rule(dt=st.sampled_from([0.0, 0.25, 1.0, 5.0, 9.0, 10.0, 11.5, 25.0, 60.0, 200.0]))
+    def tick(self, dt: float) -> None:
+        self.clock.t += dt
+
+    @rule()
+    def read(self) -> None:
+        self.registry.get(provider="p", model="m")
+        self.ref.advance(self.clock.t)
+
+    @rule()
+    def acquire(self) -> None:
+        permit = self.registry.try_acquire(provider="p", model="m")
+        expected = self.ref.acquire(self.clock.t)
+        assert (permit is not None) == expected
+        if permit is not None and permit.tracked:
+            self.held.append((permit, self.ref.permits[-1]))
+
+    @precondition(lambda self: bool(self.held))
+    @rule(data=st.data())
+    def release(self, data: st.DataObject) -> None:
+        permit, ref_permit = self.held.pop(data.draw(st.integers(0, len(self.held) - 1)))
+        permit.release()
+        if ref_permit in self.ref.permits:
+            self.ref.permits.remove(ref_permit)
+
+    @invariant()
+    def agrees(self) -> None:
+        kinds = [t.kind.value for t in self.seen]
+        assert kinds == self.ref.emitted
+        state = self.registry.get(provider="p", model="m")
+        self.ref.advance(self.clock.t)
+        assert [t.kind.value for t in self.seen] == self.ref.emitted
+        if state is not None:
+            assert state.breaker_state.value == self.ref.state
+            assert state.consecutive_failures == self.ref.consecutive
+            window = self.ref.history[-CONFIG.window_size :]
+            assert state.calls_in_window == len(window)
+            assert state.failures_in_window == window.count(False)
+        for permit, ref_permit in self.held:
+            assert permit.tracked == any(p is ref_permit for p in self.ref.permits)
+
+
+BreakerMachine.TestCase.settings = settings(
+    max_examples=150,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestBreakerMachine = BreakerMachine.TestCase
