@@ -44,6 +44,7 @@ CONNECTION_ERROR: Final = "connection_error"
 INCOMPLETE_STREAM: Final = "incomplete_stream"
 MODEL_NOT_FOUND: Final = "model_not_found"
 AUTH_ERROR: Final = "auth_error"
+MALFORMED_RESPONSE: Final = "malformed_response"  # a 2xx body or stream event that is not JSON
 CANCELLED: Final = "cancelled"
 STREAM_ERROR: Final = "stream_error"  # an `error` event whose type the provider did not name
 
@@ -96,6 +97,7 @@ _ERROR_TYPE_NAMES: Final[dict[str, Classification]] = {
     INCOMPLETE_STREAM: Classification(Outcome.FAILURE, INCOMPLETE_STREAM),
     MODEL_NOT_FOUND: Classification(Outcome.FAILURE, MODEL_NOT_FOUND),
     AUTH_ERROR: Classification(Outcome.FAILURE, AUTH_ERROR),
+    MALFORMED_RESPONSE: Classification(Outcome.FAILURE, MALFORMED_RESPONSE),
     CANCELLED: Classification(Outcome.NEUTRAL, CANCELLED),
 }
 

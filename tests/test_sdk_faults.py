@@ -21,7 +21,8 @@ from otel_model_health.testing import Fault, SimulatedProvider
 CHAT: Any = [{"role": "user", "content": "Say something."}]
 OPENAI_MODEL = "gpt-4o"
 ANTHROPIC_MODEL = "claude-haiku-4-5"
-TIMEOUT = 0.1  # for the hang faults; everything else answers at once
+HANG_TIMEOUT = 0.1  # for the hang faults: they never answer
+TIMEOUT = 10.0  # everything else answers at once; generous so a loaded machine cannot flake
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +45,9 @@ def provider(shared_provider: SimulatedProvider) -> Iterator[SimulatedProvider]:
 # --- calling the SDKs ---------------------------------------------------------------------------------------
 
 
-def openai_call(provider: SimulatedProvider, *, stream: bool) -> Any:
+def openai_call(provider: SimulatedProvider, *, stream: bool, timeout: float = TIMEOUT) -> Any:
     with openai.OpenAI(
-        base_url=provider.openai_base_url, api_key="sk-test", max_retries=0, timeout=TIMEOUT
+        base_url=provider.openai_base_url, api_key="sk-test", max_retries=0, timeout=timeout
     ) as client:
         if not stream:
             return client.chat.completions.create(model=OPENAI_MODEL, messages=CHAT)
@@ -59,9 +60,9 @@ def openai_call(provider: SimulatedProvider, *, stream: bool) -> Any:
         return list(chunks)
 
 
-async def openai_call_async(provider: SimulatedProvider, *, stream: bool) -> Any:
+async def openai_call_async(provider: SimulatedProvider, *, stream: bool, timeout: float = TIMEOUT) -> Any:
     async with openai.AsyncOpenAI(
-        base_url=provider.openai_base_url, api_key="sk-test", max_retries=0, timeout=TIMEOUT
+        base_url=provider.openai_base_url, api_key="sk-test", max_retries=0, timeout=timeout
     ) as client:
         if not stream:
             return await client.chat.completions.create(model=OPENAI_MODEL, messages=CHAT)
@@ -74,9 +75,9 @@ async def openai_call_async(provider: SimulatedProvider, *, stream: bool) -> Any
         return [chunk async for chunk in chunks]
 
 
-def anthropic_call(provider: SimulatedProvider, *, stream: bool) -> Any:
+def anthropic_call(provider: SimulatedProvider, *, stream: bool, timeout: float = TIMEOUT) -> Any:
     with anthropic.Anthropic(
-        base_url=provider.anthropic_base_url, api_key="sk-ant-test", max_retries=0, timeout=TIMEOUT
+        base_url=provider.anthropic_base_url, api_key="sk-ant-test", max_retries=0, timeout=timeout
     ) as client:
         if not stream:
             return client.messages.create(model=ANTHROPIC_MODEL, max_tokens=100, messages=CHAT)
@@ -89,9 +90,9 @@ def anthropic_call(provider: SimulatedProvider, *, stream: bool) -> Any:
         return list(events)
 
 
-async def anthropic_call_async(provider: SimulatedProvider, *, stream: bool) -> Any:
+async def anthropic_call_async(provider: SimulatedProvider, *, stream: bool, timeout: float = TIMEOUT) -> Any:
     async with anthropic.AsyncAnthropic(
-        base_url=provider.anthropic_base_url, api_key="sk-ant-test", max_retries=0, timeout=TIMEOUT
+        base_url=provider.anthropic_base_url, api_key="sk-ant-test", max_retries=0, timeout=timeout
     ) as client:
         if not stream:
             return await client.messages.create(model=ANTHROPIC_MODEL, max_tokens=100, messages=CHAT)
@@ -104,14 +105,16 @@ async def anthropic_call_async(provider: SimulatedProvider, *, stream: bool) -> 
         return [event async for event in events]
 
 
-async def call(provider: SimulatedProvider, sdk: str, mode: str, *, stream: bool) -> Any:
+async def call(
+    provider: SimulatedProvider, sdk: str, mode: str, *, stream: bool, timeout: float = TIMEOUT
+) -> Any:
     if sdk == "openai":
         if mode == "sync":
-            return openai_call(provider, stream=stream)
-        return await openai_call_async(provider, stream=stream)
+            return openai_call(provider, stream=stream, timeout=timeout)
+        return await openai_call_async(provider, stream=stream, timeout=timeout)
     if mode == "sync":
-        return anthropic_call(provider, stream=stream)
-    return await anthropic_call_async(provider, stream=stream)
+        return anthropic_call(provider, stream=stream, timeout=timeout)
+    return await anthropic_call_async(provider, stream=stream, timeout=timeout)
 
 
 MODES = ["sync", "async"]
@@ -180,8 +183,9 @@ async def test_fault_raises(
     expected: type[BaseException],
 ) -> None:
     provider.script("*", fault, times=1)
+    timeout = HANG_TIMEOUT if fault.kind == "hang" else TIMEOUT
     with pytest.raises(expected) as info:
-        await call(provider, sdk, mode, stream=stream)
+        await call(provider, sdk, mode, stream=stream, timeout=timeout)
     # Exact class: a subclass would classify differently (e.g. APIStatusError is an APIError too).
     assert type(info.value) is expected
     assert [r.fault for r in provider.requests] == [fault.kind]

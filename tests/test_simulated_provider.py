@@ -118,7 +118,7 @@ def test_release_hangs_lets_the_request_answer(provider: SimulatedProvider) -> N
         )
     )
     thread.start()
-    assert provider.wait_for_requests(1, timeout=5)
+    assert provider.wait_for_hangs(1, timeout=5)
     assert not result
     provider.release_hangs()
     thread.join(5)

@@ -402,17 +402,23 @@ def start_call(
     *,
     key: ModelKey,
     operation_name: str,
-    mh_operation: str = semconv.OPERATION_INFERENCE,
+    mh_operation: str | None = None,
     server_address: str | None = None,
     server_port: int | None = None,
     stream: bool | None = None,
     attributes: Mapping[str, AttributeValue] | None = None,
 ) -> CallMeasurement | None:
     """Begin measuring a model call; None when instrumentation is suppressed or our code failed
-    (the caller then runs the call unobserved)."""
+    (the caller then runs the call unobserved).
+
+    Without ``mh_operation`` the call inherits the enclosing call's (so the transport's attempts inside a
+    ``@probe`` are health checks), else ``inference``."""
     try:
         if suppressed():
             return None
+        parent = current_call()
+        if mh_operation is None:
+            mh_operation = parent.mh_operation if parent is not None else semconv.OPERATION_INFERENCE
         return CallMeasurement(
             inst,
             key=key,
@@ -422,7 +428,7 @@ def start_call(
             server_port=server_port,
             stream=stream,
             attributes=attributes,
-            parent=current_call(),
+            parent=parent,
         )
     except Exception:
         report_internal_error("measurement.start")

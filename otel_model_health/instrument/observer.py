@@ -18,7 +18,7 @@ import json
 from typing import Any, Final
 
 from .._internal import report_internal_error
-from ..outcomes import StreamEnd
+from ..outcomes import MALFORMED_RESPONSE, StreamEnd
 from ..redact import scrub
 from . import bodies
 from .capture import ContentCapture
@@ -28,7 +28,6 @@ from .requests import DIALECT_GEMINI, TERMINAL_DONE, TERMINAL_EOF, Endpoint
 from .responses import ResponseInfo, read_response, read_stream_event
 from .sse import SSEParser
 
-MALFORMED_RESPONSE: Final = "malformed_response"
 _MAX_ERROR_BODY: Final = 64 * 1024
 
 _MODE_JSON: Final = 1

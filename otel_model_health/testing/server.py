@@ -119,6 +119,7 @@ class SimulatedProvider:
         self._stopping = threading.Event()
         self._wake = threading.Condition()
         self._release_generation = 0
+        self._hanging = 0  # requests blocked in hang() right now
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -234,6 +235,12 @@ class SimulatedProvider:
     def clear_faults(self) -> None:
         self.plan.clear()
 
+    def wait_for_hangs(self, count: int = 1, timeout: float = 5.0) -> bool:
+        """Wait until at least ``count`` requests are hanging; a test calls it before ``release_hangs()``
+        so the release cannot come before the request started hanging."""
+        with self._wake:
+            return self._wake.wait_for(lambda: self._hanging >= count, timeout)
+
     def release_hangs(self) -> None:
         """Let every hanging request go on (it then answers normally)."""
         with self._wake:
@@ -276,6 +283,11 @@ class SimulatedProvider:
         """Block until release_hangs() (return) or stop() (raise Abort)."""
         with self._wake:
             generation = self._release_generation
-            self._wake.wait_for(lambda: self._stopping.is_set() or self._release_generation != generation)
+            self._hanging += 1
+            self._wake.notify_all()
+            try:
+                self._wake.wait_for(lambda: self._stopping.is_set() or self._release_generation != generation)
+            finally:
+                self._hanging -= 1
         if self._stopping.is_set():
             raise Abort

@@ -64,6 +64,7 @@ def test_first_chunk_reaches_caller_before_the_rest_is_sent(
         first = next(line for line in lines if line.startswith("data:"))
         assert json.loads(first[5:])["object"] == "chat.completion.chunk"
         assert not telemetry.model_spans()  # still open: the stream goes on
+        assert sim.wait_for_hangs(1)
         sim.release_hangs()
         rest = list(lines)
     assert rest[-2:] == ["data: [DONE]", ""] or rest[-1] == "data: [DONE]"
