@@ -5,15 +5,14 @@
   model is listed (no tokens spent, but it does not exercise the model itself).
 * ``AnthropicProbe`` — a 1-token ``POST /v1/messages``.
 
-Each probe is async, owns one ``httpx2`` (or ``httpx``) ``AsyncClient`` created on first use in the
-monitor's loop and closed when the monitor stops, and is measured by the ``probe`` decorator: a
-``health_check`` span, the GenAI metrics, and one outcome per run through ``monitor.recorder``.
-
-Why the decorator and not ``instrument_client``: ``ModelHealthTransport`` offers no way to mark a
-request as ``health_check`` (every attempt it sees is ``inference``), and inside an instrumented client
-the transport's inner measurement would be the counted one. The probe's client is therefore plain, and
-the HTTP status is handed to the decorator through ``ProbeHTTPError.status_code``, so the outcome table
-is the same as for real calls (503 → failure ``503``, 429 → rate limited, 404 → ``model_not_found`` ...).
+Each probe is async and owns one ``httpx2`` (or ``httpx``) ``AsyncClient``, created on first use in the
+monitor's loop, instrumented with our transport (``instrument_client``) and closed when the monitor
+stops. The run is wrapped in the ``probe`` decorator, so the transport's attempt inherits
+``model_health.operation = health_check`` and is the one outcome counted (innermost wins): a probe
+produces exactly the span and outcome a real call to the same model would. Where the transport has no
+model endpoint to observe (``mode="models"``: ``GET /models``), the decorator's span is the measurement,
+and the HTTP status reaches it through ``ProbeHTTPError.status_code``, so the outcome table is the same
+(503 → failure ``503``, 429 → rate limited, 404 → ``model_not_found`` ...).
 
 API keys come from the arguments or ``OPENAI_API_KEY`` / ``ANTHROPIC_API_KEY`` (read at each run, so a
 rotated key is picked up); they are sent only in headers, never logged, never in ``repr``.
@@ -126,9 +125,16 @@ class _HTTPProbe:
         if self._user_client is not None:
             return self._user_client
         if self._client is None:
+            from ..instrument.transport import instrument_client
+
             module = _http_module()
             timeout = self._timeout_s if self._timeout_s is not None else 10.0
-            self._client = module.AsyncClient(timeout=timeout)
+            self._client = instrument_client(
+                module.AsyncClient(timeout=timeout),
+                registry=self._recorder,
+                provider=self._key.provider,
+                gateway=self._key.gateway,
+            )
         return self._client
 
     async def __call__(self) -> object:

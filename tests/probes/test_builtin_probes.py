@@ -70,12 +70,22 @@ async def test_openai_chat_and_anthropic_message_probes(
     assert message.body is not None and message.body["max_tokens"] == 1
     assert message.headers["anthropic-version"] == "2023-06-01"
 
-    by_model = {s.attributes["gen_ai.request.model"]: s for s in spans.get_finished_spans() if s.attributes}
-    assert set(by_model) == {"gpt-4o", "claude-sonnet-4-6"}
-    for span in by_model.values():
+    finished = [s for s in spans.get_finished_spans() if s.attributes]
+    # Per probe: the decorator's span and, inside it, the transport's attempt span (the counted one,
+    # with what only the wire shows: server address, HTTP status, response model and usage).
+    attempts = {s.attributes["gen_ai.request.model"]: s for s in finished if "server.address" in s.attributes}
+    assert set(attempts) == {"gpt-4o", "claude-sonnet-4-6"}
+    assert len(finished) == 4
+    for span in finished:
         assert span.attributes is not None
         assert span.attributes["model_health.operation"] == "health_check"
         assert span.attributes["model_health.outcome"] == "success"
+    for span in attempts.values():
+        assert span.attributes is not None
+        assert span.attributes["http.response.status_code"] == 200
+        assert span.attributes["gen_ai.usage.output_tokens"] >= 1
+        assert span.parent is not None
+        assert any(p.context.span_id == span.parent.span_id for p in finished)
     assert "sk-test" not in repr(OpenAIProbe("gpt-4o", api_key="sk-test-secret"))
 
 
