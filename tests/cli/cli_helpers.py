@@ -1,0 +1,38 @@
+"""Helpers shared by the CLI tests: run the command as a subprocess, with a clean environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+
+# Variables that would send the demo's telemetry or events somewhere else.
+_STRIP = (
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "SENTRY_DSN",
+    "SENTRY_ENABLED",
+    "OTEL_SDK_DISABLED",
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+)
+
+
+def clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _STRIP}
+    env["NO_COLOR"] = "1"
+    return env
+
+
+def run_cli(args: Sequence[str], *, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    env = clean_env()
+    return subprocess.run(
+        [sys.executable, "-m", "otel_model_health.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
