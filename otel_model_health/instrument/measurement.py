@@ -12,8 +12,11 @@ retry seen by the transport is not counted again by an enclosing decorator.
 
 from __future__ import annotations
 
+import functools
+import gc
+import queue
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from timeit import default_timer
 from typing import Any, Final
 
@@ -33,6 +36,37 @@ from ..redact import scrub
 
 _ACTIVE_KEY: Final = otel_context.create_key("otel_model_health.active_call")
 _MAX_STACKTRACE: Final = 16_384
+
+
+# A finalizer run by the cyclic garbage collector (an abandoned stream's ``__del__``, a generator closed
+# by the GC) runs in whatever thread allocated at that moment, possibly inside one of our own locked
+# sections (the registry's lock, the span processor's) or an SDK's: ending a call there would take that
+# non-reentrant lock again and deadlock the thread, and with it every later call. So ``finish`` called
+# during a collection is queued (SimpleQueue.put is reentrant) and run at the next safe point: the next
+# ``start_call``, or the next ``finish`` outside a collection.
+_collecting = False
+_deferred: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+
+
+def _gc_phase(phase: str, _info: Mapping[str, int]) -> None:
+    global _collecting
+    _collecting = phase == "start"
+
+
+gc.callbacks.append(_gc_phase)
+
+
+def run_deferred() -> None:
+    """Finish the calls whose end was deferred out of a garbage collection."""
+    while not _collecting:
+        try:
+            job = _deferred.get_nowait()
+        except queue.Empty:
+            return
+        try:
+            job()
+        except Exception:
+            report_internal_error("measurement.deferred")
 
 
 class Instruments:
@@ -127,6 +161,15 @@ class InstrumentsRef:
                 meter_provider=self._meter_provider,
             )
         return instruments
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``Type: message`` of an exception. Never raises: ``__str__`` is the exception author's code."""
+    name = type(exc).__name__
+    try:
+        return f"{name}: {exc}"
+    except Exception:
+        return name
 
 
 def suppressed() -> bool:
@@ -255,6 +298,32 @@ class CallMeasurement:
         if self._done:
             return
         self._done = True
+        args = (
+            status_code,
+            exception,
+            stream_end,
+            stream_error_type,
+            error_message,
+            retry_after_s,
+            classification,
+        )
+        if _collecting:
+            _deferred.put(functools.partial(self._finish_guarded, *args))
+            return
+        self._finish_guarded(*args)
+        if not _deferred.empty():
+            run_deferred()
+
+    def _finish_guarded(
+        self,
+        status_code: int | None,
+        exception: BaseException | None,
+        stream_end: StreamEnd | None,
+        stream_error_type: str | None,
+        error_message: str | None,
+        retry_after_s: float | None,
+        classification: Classification | None,
+    ) -> None:
         try:
             self._finish(
                 status_code,
@@ -294,7 +363,7 @@ class CallMeasurement:
             )
         outcome, error_type = classification
         if error_message is None and exception is not None:
-            error_message = f"{type(exception).__name__}: {exception}"
+            error_message = describe_exception(exception)
 
         span = self.span
         if span.is_recording():
@@ -350,14 +419,18 @@ class CallMeasurement:
         span.set_attributes(attributes)
         if exception is not None:
             # A provider may echo a key back in its error message; the message also ends the stack trace.
-            stacktrace = "".join(traceback.format_exception(exception))
-            span.record_exception(
-                exception,
-                attributes={
-                    "exception.message": scrub(str(exception)),
-                    "exception.stacktrace": scrub(stacktrace, max_length=_MAX_STACKTRACE),
-                },
-            )
+            try:
+                stacktrace = "".join(traceback.format_exception(exception))
+                message = describe_exception(exception).partition(": ")[2]
+                span.record_exception(
+                    exception,
+                    attributes={
+                        "exception.message": scrub(message),
+                        "exception.stacktrace": scrub(stacktrace, max_length=_MAX_STACKTRACE),
+                    },
+                )
+            except Exception:  # the outcome must still be recorded
+                report_internal_error("measurement.record_exception")
         if (
             outcome is Outcome.FAILURE
             or outcome is Outcome.RATE_LIMITED
@@ -414,6 +487,8 @@ def start_call(
     Without ``mh_operation`` the call inherits the enclosing call's (so the transport's attempts inside a
     ``@probe`` are health checks), else ``inference``."""
     try:
+        if not _deferred.empty():
+            run_deferred()
         if suppressed():
             return None
         parent = current_call()

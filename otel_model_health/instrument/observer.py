@@ -23,7 +23,7 @@ from ..redact import scrub
 from . import bodies
 from .capture import ContentCapture
 from .gemini import read_gemini
-from .measurement import CallMeasurement
+from .measurement import CallMeasurement, describe_exception
 from .requests import DIALECT_GEMINI, TERMINAL_DONE, TERMINAL_EOF, Endpoint
 from .responses import ResponseInfo, read_response, read_stream_event
 from .sse import SSEParser
@@ -147,7 +147,7 @@ class CallObserver:
                 status_code=self._status,
                 exception=exc,
                 stream_end=StreamEnd.DROPPED,
-                error_message=scrub(f"{type(exc).__name__}: {exc}"),
+                error_message=scrub(describe_exception(exc)),
                 retry_after_s=self._retry_after_s,
             )
         except Exception:

@@ -153,22 +153,53 @@ class AsyncManagerProxy(wrapt.ObjectProxy[Any]):
 
 
 class AwaitableProxy(wrapt.ObjectProxy[Any]):
-    """A coroutine returned by a plain (non-async) function: the call ends when it is awaited."""
+    """A coroutine returned by a plain (non-async) function: the call ends when it is awaited.
+
+    Two ways to run it: ``await proxy`` (``__await__``), or, because the proxy passes
+    ``asyncio.iscoroutine``, ``asyncio.create_task`` / ``gather`` / ``run``, which drive a non-native
+    coroutine through ``send`` / ``throw`` / ``close``. Both go through the same observing driver."""
 
     def __init__(self, wrapped: Any, m: CallMeasurement) -> None:
         super().__init__(wrapped)
         self._self_observer: StreamObserver | None = StreamObserver(m)
+        self._self_driver: Generator[Any, Any, Any] | None = None
 
     def __del__(self) -> None:
-        abandon(self)  # never awaited
+        abandon(self)  # never awaited (or a task dropped it unfinished: the task held the proxy)
 
     def __await__(self) -> Generator[Any, Any, Any]:
         observer: StreamObserver | None = self._self_observer
-        if observer is None:  # awaited a second time: the awaitable itself says what that does
+        if observer is None or self._self_driver is not None:
+            # awaited a second time: the awaitable itself says what that does
             return self.__wrapped__.__await__()  # type: ignore[no-any-return]
         # The proxy may be dropped while awaited; from here on the awaiting generator ends the call.
         self._self_observer = None
         return _await(self.__wrapped__, observer.m)
+
+    def _self_drive(self) -> Generator[Any, Any, Any] | None:
+        driver = self._self_driver
+        if driver is None:
+            observer = self._self_observer
+            if observer is None:
+                return None  # already handed to an ``await``
+            # The observer stays: whoever drives through send() holds the proxy, so its __del__
+            # still ends a call that was dropped unfinished.
+            driver = self._self_driver = _await(self.__wrapped__, observer.m)
+        return driver
+
+    def send(self, value: Any) -> Any:
+        driver = self._self_drive()
+        return self.__wrapped__.send(value) if driver is None else driver.send(value)
+
+    def throw(self, *args: Any) -> Any:
+        driver = self._self_drive()
+        return self.__wrapped__.throw(*args) if driver is None else driver.throw(*args)
+
+    def close(self) -> Any:
+        driver = self._self_driver
+        if driver is None:
+            return self.__wrapped__.close()
+        return driver.close()
 
 
 def _await(awaitable: Any, m: CallMeasurement) -> Generator[Any, Any, Any]:

@@ -26,7 +26,7 @@ from ..redact import scrub
 from . import httpx_support
 from .capture import ContentCapture
 from .hosts import HostResolver, Route, provider_from_model
-from .measurement import CallMeasurement, InstrumentsRef, start_call
+from .measurement import CallMeasurement, InstrumentsRef, describe_exception, start_call
 from .observer import CallObserver
 from .requests import Endpoint, match_endpoint, model_and_stream
 
@@ -115,7 +115,12 @@ class _Core:
 
     @staticmethod
     def request_failed(m: CallMeasurement, exc: BaseException) -> None:
-        m.finish(exception=exc, error_message=scrub(f"{type(exc).__name__}: {exc}"))
+        try:
+            message: str | None = scrub(describe_exception(exc))
+        except Exception:
+            report_internal_error("transport.request_failed")
+            message = None
+        m.finish(exception=exc, error_message=message)
 
     @staticmethod
     def attach(observer: CallObserver, response: Any, stream_cls: type[Any]) -> Any:

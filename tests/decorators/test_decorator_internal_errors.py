@@ -112,3 +112,77 @@ def test_instruments_resolution_failing(
     before = _internal.internal_error_count()
     assert monitor(**telemetry.options())(lambda model: "fine")("m") == "fine"
     _assert_reported(debug_log, before, "monitor.start")
+
+
+def test_exception_whose_str_raises_is_still_recorded(telemetry: Any) -> None:
+    # The error message (and OTel's record_exception) call str(exc); a failing __str__ used to abort
+    # the measurement before the outcome reached the registry.
+    class Unprintable(Exception):
+        status_code = 503
+
+        def __str__(self) -> str:
+            raise ValueError("no")
+
+    error = Unprintable()
+
+    @monitor(model="m", **telemetry.options())
+    def call() -> None:
+        raise error
+
+    with pytest.raises(Unprintable) as caught:
+        call()
+    assert caught.value is error
+    (record,) = telemetry.recorder.records
+    assert (record.outcome, record.kwargs["error_type"]) == (Outcome.FAILURE, "503")
+    (span,) = telemetry.spans()
+    assert span.attributes is not None and span.attributes["error.type"] == "503"
+
+
+def test_stream_collected_by_the_gc_under_the_registry_lock_does_not_deadlock(telemetry: Any) -> None:
+    # The cyclic GC runs finalizers in whichever thread allocated, possibly inside the registry's own
+    # locked section. An abandoned stream's __del__ used to call registry.record() right there: the
+    # thread took its own non-reentrant lock again and hung, and every later call with it.
+    import gc
+    import threading
+
+    from otel_model_health.health.registry import HealthRegistry
+
+    registry = HealthRegistry()
+    options = {**telemetry.options(), "registry": registry}
+
+    class Stream:
+        def __iter__(self) -> Any:
+            return self
+
+        def __next__(self) -> Any:
+            return {"choices": []}
+
+    @monitor(model="m", provider="openai", **options)
+    def call() -> Any:
+        return Stream()
+
+    stream = call()
+    next(stream)
+    cycle: list[Any] = [stream]
+    cycle.append(cycle)  # only the cyclic GC can free the abandoned proxy now
+    del stream, cycle
+
+    def locked_section() -> None:
+        with registry._lock:  # an allocation in any locked section may start a collection
+            gc.collect()
+
+    worker = threading.Thread(target=locked_section, daemon=True)
+    worker.start()
+    worker.join(5)
+    assert not worker.is_alive()
+    # The deferred end is delivered at the next call: the abandoned stream counts as cancelled.
+    assert registry.get(provider="openai", model="m") is None
+    next_stream = call()
+    assert registry.get(provider="openai", model="m") is not None
+    (span,) = telemetry.spans()
+    assert span.attributes is not None
+    assert (span.attributes["model_health.outcome"], span.attributes["error.type"]) == (
+        "neutral",
+        "cancelled",
+    )
+    del next_stream  # kept until here: it is the next call, not the collected one

@@ -287,3 +287,31 @@ async def test_coroutine_returned_by_a_plain_function(telemetry: Any) -> None:
     (span,) = telemetry.spans()
     assert span.attributes is not None
     assert span.attributes["gen_ai.response.model"] == "m-resp"
+
+
+async def test_coroutine_of_a_plain_function_run_as_a_task(
+    telemetry: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # asyncio.gather / create_task drive a non-native coroutine through send()/throw(), never through
+    # __await__: the proxy must observe that path too (it used to record both calls as "cancelled").
+    class ServerError(Exception):
+        status_code = 503
+
+    async def body(model: str, fail: bool) -> dict[str, Any]:
+        await asyncio.sleep(0)
+        if fail:
+            raise ServerError("overloaded")
+        return {"model": "m-resp"}
+
+    def start(model: str, fail: bool = False) -> Any:
+        return body(model, fail)
+
+    call = monitor(**telemetry.options())(start)
+    ok, failed = await asyncio.gather(call("m"), call("m", True), return_exceptions=True)
+    assert ok == {"model": "m-resp"}
+    assert isinstance(failed, ServerError)
+    assert await asyncio.create_task(call("m")) == {"model": "m-resp"}
+    gc.collect()
+    outcomes = [(r.outcome, r.kwargs["error_type"]) for r in telemetry.recorder.records]
+    assert outcomes == [(Outcome.SUCCESS, None), (Outcome.FAILURE, "503"), (Outcome.SUCCESS, None)]
+    assert "Failed to detach context" not in caplog.text

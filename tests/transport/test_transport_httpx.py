@@ -269,3 +269,24 @@ def test_nests_with_opentelemetry_instrumentation_httpx(sim: SimulatedProvider, 
     http_spans = [s for s in telemetry.spans() if s is not ours]
     assert len(http_spans) == 1
     assert http_spans[0].parent is not None and http_spans[0].parent.span_id == ours.context.span_id
+
+
+class _UnprintableConnectError(httpx.ConnectError):
+    def __str__(self) -> str:
+        raise ValueError("__str__ is the exception author's code")
+
+
+def test_exception_whose_str_raises_is_reraised_and_recorded(telemetry: Telemetry) -> None:
+    # Formatting the error message used to run outside any guard: the ValueError from __str__
+    # replaced the caller's exception.
+    error = _UnprintableConnectError("boom")
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise error
+
+    transport = ModelHealthTransport(httpx.MockTransport(handler), **telemetry.options())
+    with httpx.Client(transport=transport) as client, pytest.raises(httpx.ConnectError) as caught:
+        client.post("https://api.openai.com/v1/chat/completions", json=CHAT)
+    assert caught.value is error
+    assert telemetry.recorder.outcomes == [(Outcome.FAILURE, "connection_error")]
+    assert telemetry.recorder.records[0].kwargs["error_message"] == "_UnprintableConnectError"
