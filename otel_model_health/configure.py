@@ -27,6 +27,7 @@ from . import defaults, semconv
 from ._internal import report_internal_error
 from ._version import __version__
 from .health.types import BreakerConfig
+from .instrument.measurement import run_deferred
 from .outcomes import CallClassifier
 from .settings import ConfigurationError, Settings, load_settings
 
@@ -107,6 +108,8 @@ class ModelHealth:
     def force_flush(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> bool:
         """Export buffered spans and metrics and hand queued Sentry events to the SDK. True if all did."""
         deadline = time.monotonic() + timeout_s
+        # Calls whose end a garbage collection deferred are delivered first, so their spans are flushed.
+        _safely(run_deferred, "configure.force_flush.deferred")
         ok = True
         for provider in (self.tracer_provider, self.meter_provider):
             ok = _flush(provider, deadline) and ok
@@ -128,6 +131,7 @@ class ModelHealth:
         deadline = time.monotonic() + timeout_s
         for hook in reversed(hooks):
             _safely(hook, "configure.shutdown.hook")
+        _safely(run_deferred, "configure.shutdown.deferred")
         bridge = self.sentry_bridge
         if bridge is not None:
             # Flush before close: close() only hands queued events to the SDK, flush() also sends them.

@@ -32,7 +32,8 @@ def _replace(match: re.Match[str]) -> str:
 
 
 def scrub(text: str, *, max_length: int = MAX_MESSAGE_LENGTH) -> str:
-    """Remove key-like strings from ``text`` and cap its length."""
-    if len(text) > max_length:
-        text = text[:max_length]
-    return _KEY_LIKE.sub(_replace, text)
+    """Remove key-like strings from ``text`` and cap its length.
+
+    Scrubbing runs before the final cut, so a key straddling the cut cannot leave a prefix behind; the
+    text scrubbed is itself bounded (twice the cap: far longer than any key)."""
+    return _KEY_LIKE.sub(_replace, text[: 2 * max_length])[:max_length]

@@ -83,27 +83,33 @@ def _br(data: bytes) -> bytes:
     return out
 
 
+class Malformed(Exception):
+    """The body is not what it claims to be: corrupt compression, or not JSON."""
+
+
 def decode(data: bytes, content_encoding: str | None) -> bytes:
-    """Undo ``Content-Encoding`` (applied in order, so undone in reverse), within ``MAX_DECODED``."""
+    """Undo ``Content-Encoding`` (applied in order, so undone in reverse), within ``MAX_DECODED``.
+    Corrupt compressed data raises ``Malformed``: the client will fail to decode it too."""
     if content_encoding:
         for coding in reversed([c.strip().lower() for c in content_encoding.split(",")]):
             if coding in ("", "identity"):
                 continue
-            if coding in ("gzip", "x-gzip"):
-                data = _zlib(data, zlib.MAX_WBITS | 16)
-            elif coding == "deflate":
-                data = _deflate(data)
-            elif coding == "br":
-                data = _br(data)
-            else:
-                raise Unsupported(coding)
+            try:
+                if coding in ("gzip", "x-gzip"):
+                    data = _zlib(data, zlib.MAX_WBITS | 16)
+                elif coding == "deflate":
+                    data = _deflate(data)
+                elif coding == "br":
+                    data = _br(data)
+                else:
+                    raise Unsupported(coding)
+            except (TooLarge, Unsupported):
+                raise
+            except Exception as exc:  # zlib.error, brotli.error
+                raise Malformed from exc
     if len(data) > MAX_DECODED:
         raise TooLarge
     return data
-
-
-class Malformed(Exception):
-    """The body is not the JSON it claims to be."""
 
 
 def parse_json(data: bytes) -> Any:

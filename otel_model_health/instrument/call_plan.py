@@ -17,7 +17,7 @@ from opentelemetry.util.types import AttributeValue
 from .. import semconv
 from .._internal import report_internal_error
 from ..health.types import HealthRecorder
-from ..keys import DIRECT_GATEWAY, UNKNOWN, ModelKey
+from ..keys import DIRECT_GATEWAY, MAX_MODEL_LENGTH, UNKNOWN, ModelKey
 from .call_args import ArgSpec, CallArgs, unwrap_descriptor
 from .measurement import CallMeasurement, InstrumentsRef, start_call
 
@@ -120,7 +120,12 @@ class CallPlan:
             return ModelKey(provider=provider, model=model, gateway=gateway)
         if key is None:
             key = ModelKey(provider=provider, model=model, gateway=gateway)
-            if len(self._keys) < _MAX_CACHED_KEYS:
+            # Cache only ordinary model strings: a huge one from user input must not stay alive here.
+            if (
+                len(self._keys) < _MAX_CACHED_KEYS
+                and isinstance(model, str)
+                and len(model) <= MAX_MODEL_LENGTH
+            ):
                 self._keys[cache_key] = key
         return key
 

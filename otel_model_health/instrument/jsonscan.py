@@ -80,7 +80,7 @@ def _forward(body: bytes, keys: tuple[str, ...], found: dict[str, Any]) -> bool:
             if s[i] == "}":
                 return True
             raise _Stop
-    except (_Stop, IndexError, ValueError):
+    except (_Stop, IndexError, ValueError, RecursionError):  # deep nesting: give up, do not fail
         return False
 
 
@@ -106,7 +106,7 @@ def _walk_tail(s: str, keys: tuple[str, ...]) -> dict[str, Any] | None:
             if s[i] == "}":
                 return out if _ws(s, i + 1) == len(s) else None
             return None
-    except (IndexError, ValueError):
+    except (IndexError, ValueError, RecursionError):
         return None
 
 
@@ -160,7 +160,7 @@ def _fallback(body: bytes, keys: tuple[str, ...]) -> dict[str, Any]:
         return {}
     try:
         obj = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return {}
     if not isinstance(obj, dict):
         return {}

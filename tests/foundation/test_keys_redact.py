@@ -84,3 +84,11 @@ def test_scrub_query_parameters_keeps_names() -> None:
 def test_scrub_caps_length_and_keeps_plain_text() -> None:
     assert scrub("Service Unavailable") == "Service Unavailable"
     assert len(scrub("x" * 100_000)) == 1024
+
+
+def test_scrub_a_key_straddling_the_cut_leaves_no_prefix() -> None:
+    secret = "sk-proj-abcdefghijklmnop1234"
+    text = "x" * 1020 + secret
+    cleaned = scrub(text)
+    assert len(cleaned) == 1024
+    assert "sk-p" not in cleaned

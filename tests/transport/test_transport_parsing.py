@@ -198,6 +198,18 @@ def test_bodies_decode_gzip_deflate_br() -> None:
         bodies.decode(data, "compress")
 
 
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "br"])
+def test_corrupt_compressed_body_is_malformed(encoding: str) -> None:
+    with pytest.raises(bodies.Malformed):
+        bodies.decode(b"\x1f\x8b\x08\x00garbage-not-compressed", encoding)
+
+
+def test_deeply_nested_request_body_does_not_stop_the_scan() -> None:
+    deep = b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b', "model": "m"}'
+    assert model_and_stream(deep) == ("m", False)
+    assert top_level_fields(b"[" * 100_000, ("model",)) == {}
+
+
 def test_compressed_bomb_is_capped() -> None:
     bomb = gzip.compress(b"\0" * (bodies.MAX_DECODED + 1024))
     assert len(bomb) < 100_000
