@@ -66,11 +66,22 @@ def default_meter_provider() -> metrics.MeterProvider:
     return _meter_provider if _meter_provider is not None else metrics.get_meter_provider()
 
 
+_env_capture: tuple[int, bool] | None = None  # (generation, value): the variable read once per generation
+
+
 def capture_content_enabled() -> bool:
-    """Prompt/completion capture: off unless configure() or the GenAI env variable opts in."""
+    """Prompt/completion capture: off unless configure() or the GenAI env variable opts in.
+
+    The variable is read on first use and again after each ``configure()``, not on every call."""
+    global _env_capture
     if _capture_content is not None:
         return _capture_content
-    return os.environ.get(CAPTURE_CONTENT_ENV, "").strip().lower() in _CAPTURE_ON
+    cached = _env_capture
+    if cached is not None and cached[0] == generation:
+        return cached[1]
+    value = os.environ.get(CAPTURE_CONTENT_ENV, "").strip().lower() in _CAPTURE_ON
+    _env_capture = (generation, value)
+    return value
 
 
 _call_classifier: CallClassifier | None = None

@@ -30,13 +30,14 @@ from opentelemetry.trace import StatusCode
 
 from .. import semconv
 from .._internal import report_internal_error
-from ..keys import DIRECT_GATEWAY, ModelKey
+from ..keys import DIRECT_GATEWAY, MAX_MODEL_LENGTH, ModelKey
 from ..outcomes import SpanClassifier, classify_span
 
 if TYPE_CHECKING:
     from .registry import HealthRegistry
 
 DEFAULT_MAX_TRACKED_SPANS: Final = 10_000
+_MAX_CACHED_KEYS: Final = 1024
 
 # GenAI operations that are not a model call (agent and tool spans): never counted themselves.
 _NOT_MODEL_CALLS: Final = frozenset({"execute_tool", "invoke_agent", "create_agent"})
@@ -68,6 +69,7 @@ class ModelHealthSpanProcessor(SpanProcessor):
         # span ids that have a counted descendant; values unused (an ordered set with LRU eviction)
         self._counted_below: OrderedDict[int, None] = OrderedDict()
         self._lock = threading.Lock()
+        self._keys: dict[tuple[str, str, str], ModelKey] = {}
         _PROCESSORS.add(self)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
@@ -147,7 +149,7 @@ class ModelHealthSpanProcessor(SpanProcessor):
         started_at = registry.to_monotonic(start / 1e9) if start is not None else None
         status_code = attributes.get(semconv.HTTP_RESPONSE_STATUS_CODE)
         registry.record(
-            ModelKey(provider=provider, model=model, gateway=gateway),
+            self._key(provider, model, gateway),
             outcome,
             operation=semconv.OPERATION_INFERENCE,
             error_type=error_type,
@@ -160,6 +162,19 @@ class ModelHealthSpanProcessor(SpanProcessor):
             span_context=span.context,
         )
         return True
+
+    def _key(self, provider: str, model: str, gateway: str) -> ModelKey:
+        # Normalising a key is a third of on_end's cost; the same few models repeat. Bounded: cleared
+        # when full, so many distinct models only cost a re-computation.
+        raw = (provider, model, gateway)
+        key = self._keys.get(raw)
+        if key is None:
+            key = ModelKey(provider=provider, model=model, gateway=gateway)
+            if len(self._keys) >= _MAX_CACHED_KEYS:
+                self._keys = {}
+            if len(model) <= MAX_MODEL_LENGTH:
+                self._keys[raw] = key
+        return key
 
     def tracked_span_count(self) -> int:
         """How many span ids are remembered as having a counted descendant (bounded)."""

@@ -32,7 +32,7 @@ from .. import semconv
 from .._internal import report_internal_error
 from ..keys import DIRECT_GATEWAY, ModelKey
 from ..outcomes import Outcome
-from ..redact import scrub
+from ..redact import MAX_MESSAGE_LENGTH, scrub
 from .breaker import CLOSED, HALF_OPEN, OPEN, Breaker, Permit, RandomSource
 from .types import (
     BreakerConfig,
@@ -52,6 +52,7 @@ _OUTCOME_INDEX: Final[dict[Outcome, int]] = {o: i for i, o in enumerate(_OUTCOME
 _I_SUCCESS: Final = 0
 _I_FAILURE: Final = 1
 _I_RATE_LIMITED: Final = 2
+_MAX_RAW_MESSAGE: Final = 2 * MAX_MESSAGE_LENGTH  # scrub() reads at most this much
 
 # Distinct `model_health.operation` values tracked per key; more are folded into one (cardinality).
 MAX_OPERATIONS_PER_KEY: Final = 8
@@ -345,7 +346,8 @@ class HealthRegistry:
         entry.last_operation = operation
         if index in (_I_FAILURE, _I_RATE_LIMITED):
             entry.err_type = error_type
-            entry.err_message = scrub(str(error_message)) if error_message else None
+            # Kept raw (bounded) and scrubbed when read: scrubbing is most of a failure's cost.
+            entry.err_message = str(error_message)[:_MAX_RAW_MESSAGE] if error_message else None
             entry.err_status = status_code
             entry.err_latency = latency_s
             entry.err_at = now
@@ -577,7 +579,7 @@ class HealthRegistry:
         if entry.err_at is not None:
             last_error = ErrorInfo(
                 error_type=entry.err_type,
-                message=entry.err_message,
+                message=scrub(entry.err_message) if entry.err_message else None,
                 status_code=entry.err_status,
                 latency_s=entry.err_latency,
                 at=self._wall(entry.err_at),

@@ -83,8 +83,10 @@ def _make_sync_stream(base: type[Any]) -> type[Any]:
             inner = iter(self._stream)
             try:
                 for chunk in inner:
-                    observer.chunk(chunk)
+                    # The caller gets each chunk before we parse it: parsing adds no latency.
+                    observer.handing(chunk)
                     yield chunk
+                    observer.handed()
             except Exception as exc:
                 observer.failed(exc)
                 raise
@@ -121,8 +123,9 @@ def _make_async_stream(base: type[Any]) -> type[Any]:
             inner = self._stream.__aiter__()
             try:
                 async for chunk in inner:
-                    observer.chunk(chunk)
+                    observer.handing(chunk)
                     yield chunk
+                    observer.handed()
             except Exception as exc:
                 observer.failed(exc)
                 raise

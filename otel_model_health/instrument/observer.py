@@ -45,6 +45,7 @@ class CallObserver:
         "_info",
         "_malformed",
         "_mode",
+        "_pending",
         "_retry_after_s",
         "_sse",
         "_status",
@@ -64,6 +65,7 @@ class CallObserver:
         self._body: bodies.BodyCopy | None = None
         self._sse: SSEParser | None = None
         self._first = True
+        self._pending: bytes | None = None
         self._terminal = False
         self._malformed = False
 
@@ -92,17 +94,36 @@ class CallObserver:
 
     def content(self, body: bytes) -> None:
         """A response whose body was already read (e.g. an in-memory transport): judge it now."""
+        self.first_bytes()
         self.chunk(body)
         self.eof()
+
+    def first_bytes(self) -> None:
+        """The first bytes of the body reached the caller: time to first chunk, for streams."""
+        if self._first:
+            self._first = False
+            if self._mode == _MODE_SSE:
+                self.m.first_chunk()
+
+    def handing(self, data: bytes) -> None:
+        """``data`` is about to reach the caller. It is parsed afterwards (``handed``), so parsing adds
+        no latency; every end of the call parses a chunk still pending (the caller may close right
+        after the chunk that held the terminal event)."""
+        if self._first:
+            self.first_bytes()
+        self._pending = data
+
+    def handed(self) -> None:
+        data = self._pending
+        if data is not None:
+            self._pending = None
+            self.chunk(data)
 
     def chunk(self, data: bytes) -> None:
         if not data or self.m.done:
             return
         try:
             if self._mode == _MODE_SSE:
-                if self._first:
-                    self._first = False
-                    self.m.first_chunk()
                 parser = self._sse
                 if parser is not None:
                     for event in parser.feed(data):
@@ -122,6 +143,7 @@ class CallObserver:
         """The body ended cleanly."""
         if self.m.done:
             return
+        self.handed()
         try:
             if self._mode == _MODE_SSE:
                 parser = self._sse
@@ -141,6 +163,7 @@ class CallObserver:
         """Reading the body raised (connection reset, read timeout): the stream dropped."""
         if self.m.done:
             return
+        self.handed()
         try:
             self._apply_info()
             self.m.finish(
@@ -157,6 +180,7 @@ class CallObserver:
         """The caller closed the response (or it was garbage-collected) before EOF, or after it."""
         if self.m.done:
             return
+        self.handed()
         try:
             if self._mode == _MODE_ERROR:
                 self._finish_error()

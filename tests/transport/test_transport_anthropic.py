@@ -8,7 +8,7 @@ from typing import Any
 
 import anthropic
 import pytest
-from conftest import API_KEY, Telemetry, make_telemetry
+from transport_kit import API_KEY, Telemetry, make_telemetry
 
 from otel_model_health.health.registry import HealthRegistry
 from otel_model_health.instrument.transport import instrument_client

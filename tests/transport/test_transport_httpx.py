@@ -12,7 +12,7 @@ import httpx
 import httpx2
 import openai
 import pytest
-from conftest import API_KEY, Telemetry
+from transport_kit import API_KEY, Telemetry
 
 from otel_model_health.instrument import observer as observer_module
 from otel_model_health.instrument.transport import (

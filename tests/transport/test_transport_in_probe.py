@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx2
-from conftest import Telemetry
+from transport_kit import Telemetry
 
 from otel_model_health.instrument.decorators import monitor, probe
 from otel_model_health.instrument.transport import instrument_client

@@ -7,7 +7,7 @@ from typing import Any
 
 import openai
 import pytest
-from conftest import API_KEY, Telemetry
+from transport_kit import API_KEY, Telemetry
 
 from otel_model_health.instrument.transport import instrument_client
 from otel_model_health.outcomes import Outcome
