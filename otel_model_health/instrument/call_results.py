@@ -113,6 +113,9 @@ def finish_complete(m: CallMeasurement, info: ResponseInfo) -> None:
 
 
 def finish_response(m: CallMeasurement, result: object) -> None:
+    if result is None:
+        m.finish(stream_end=StreamEnd.COMPLETE)
+        return
     info = ResponseInfo()
     try:
         read_response(result, info)

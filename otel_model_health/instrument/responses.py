@@ -46,9 +46,13 @@ class ResponseInfo:
 
 
 def _get(obj: object, name: str) -> Any:
-    if isinstance(obj, Mapping):
+    # Decoded JSON is a dict and SDK objects have attributes: both are checked before the (slow) ABC test.
+    if isinstance(obj, dict):
         return obj.get(name)
-    return getattr(obj, name, None)
+    value = getattr(obj, name, None)
+    if value is None and isinstance(obj, Mapping):
+        return obj.get(name)
+    return value
 
 
 def _text(value: object) -> str | None:
