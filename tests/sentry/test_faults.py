@@ -176,6 +176,41 @@ def test_dsn_on_a_server_that_never_answers(bridge: SentryBridge) -> None:
         close_real_sentry()
 
 
+def test_instrumented_calls_return_while_sentry_hangs() -> None:
+    """Decorated model calls drive a breaker open (two captured steps) while the DSN's server hangs:
+    every call returns to its caller, with its own exception, before the server is let go."""
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from otel_model_health.health.registry import HealthRegistry
+    from otel_model_health.instrument.decorators import monitor
+
+    class Unavailable(Exception):
+        status_code = 503
+
+    server = SilentServer()
+    real_sentry(f"http://public@127.0.0.1:{server.port}/1")
+    registry = HealthRegistry()
+    bridge = SentryBridge().attach(registry)
+
+    @monitor(provider="openai", registry=registry, tracer_provider=TracerProvider())
+    def complete(model: str) -> str:
+        raise Unavailable("upstream 503")
+
+    try:
+        for _ in range(6):  # first failure (captured), then the breaker opens (captured)
+            with pytest.raises(Unavailable):
+                complete("gpt-4o")
+        state = registry.get(provider="openai", model="gpt-4o")
+        assert state is not None and state.breaker_state.value == "open"
+        assert server.accepted.wait(10)  # the SDK's send is stuck in the silent server ...
+        assert not server.release.is_set()  # ... which has not been let go: the calls did not wait for it
+        assert bridge.dropped == 0
+    finally:
+        server.close()
+        bridge.close()
+        close_real_sentry()
+
+
 # --- fork --------------------------------------------------------------------------------------------
 
 
