@@ -166,4 +166,9 @@ def test_thread_mode_against_simulated_provider_leaves_nothing_behind(
             threading.Event().wait(0.01)
     assert _state(registry, "openai", "gpt-4o").last_outcome is Outcome.SUCCESS
     assert probe._client is None  # closed by stop()
-    assert set(threading.enumerate()) - baseline == set()
+    # The simulated provider's connection threads end on their own after the client closed (they belong
+    # to the fixture, which checks them at stop); every other new thread would be ours.
+    leftover = {
+        t for t in set(threading.enumerate()) - baseline if not t.name.startswith("simulated-provider")
+    }
+    assert leftover == set()
