@@ -22,7 +22,8 @@ import threading
 import time
 import weakref
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -218,6 +219,20 @@ class HealthRegistry:
                             report_internal_error("HealthRegistry listener")
             finally:
                 self._dispatch_lock.release()
+
+    @contextmanager
+    def _section(self) -> Iterator[None]:
+        """A locked section of a read or a manual control: transitions it caused are published in order
+        and delivered after the lock is released. (``record`` inlines the same, on its hot path.)"""
+        try:
+            with self._lock:
+                try:
+                    yield
+                finally:
+                    self._publish_locked()
+        finally:
+            if self._pending:
+                self._drain()
 
     def _publish_locked(self) -> None:
         """Under the lock: move this section's transitions to the queue, in order."""
@@ -612,39 +627,25 @@ class HealthRegistry:
     def get(self, *, provider: str, model: str, gateway: str = DIRECT_GATEWAY) -> ModelHealthState | None:
         """The current health of one model, or None if it was never recorded (or was evicted)."""
         key = ModelKey(provider=provider, model=model, gateway=gateway)
-        try:
-            with self._lock:
-                try:
-                    entry = self._entries.get(key)
-                    if entry is None:
-                        return None
-                    now = self._clock()
-                    self._advance_locked(entry, now)
-                    return self._snapshot_entry_locked(entry, now)
-                finally:
-                    self._publish_locked()
-        finally:
-            if self._pending:
-                self._drain()
+        with self._section():
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            now = self._clock()
+            self._advance_locked(entry, now)
+            return self._snapshot_entry_locked(entry, now)
 
     def snapshot(self) -> list[ModelHealthState]:
         """Every tracked model, sorted by (provider, model, gateway)."""
         with self._lock:
             entries = list(self._entries.values())
         states: list[ModelHealthState] = []
-        try:
-            for entry in entries:
-                # One entry per locked section: records of other threads interleave.
-                with self._lock:
-                    try:
-                        now = self._clock()
-                        self._advance_locked(entry, now)
-                        states.append(self._snapshot_entry_locked(entry, now))
-                    finally:
-                        self._publish_locked()
-        finally:
-            if self._pending:
-                self._drain()
+        for entry in entries:
+            # One entry per locked section: records of other threads interleave.
+            with self._section():
+                now = self._clock()
+                self._advance_locked(entry, now)
+                states.append(self._snapshot_entry_locked(entry, now))
         states.sort(key=lambda s: (s.key.provider, s.key.model, s.key.gateway))
         return states
 
@@ -691,23 +692,16 @@ class HealthRegistry:
     def is_available(self, *, provider: str, model: str, gateway: str = DIRECT_GATEWAY) -> bool:
         """False when OPEN, HALF_OPEN with no trial slot left, or rate-limited. Unknown models: True."""
         key = ModelKey(provider=provider, model=model, gateway=gateway)
-        try:
-            with self._lock:
-                try:
-                    entry = self._entries.get(key)
-                    if entry is None:
-                        return True
-                    now = self._clock()
-                    self._advance_locked(entry, now)
-                    breaker = entry.breaker
-                    if now < entry.rate_limited_until or breaker.state is OPEN:
-                        return False
-                    return breaker.state is CLOSED or breaker.permit_available(now)
-                finally:
-                    self._publish_locked()
-        finally:
-            if self._pending:
-                self._drain()
+        with self._section():
+            entry = self._entries.get(key)
+            if entry is None:
+                return True
+            now = self._clock()
+            self._advance_locked(entry, now)
+            breaker = entry.breaker
+            if now < entry.rate_limited_until or breaker.state is OPEN:
+                return False
+            return breaker.state is CLOSED or breaker.permit_available(now)
 
     def try_acquire(self, *, provider: str, model: str, gateway: str = DIRECT_GATEWAY) -> Permit | None:
         """A permit to call the model now, or None (OPEN, no trial slot left, or rate-limited).
@@ -716,34 +710,27 @@ class HealthRegistry:
         ``half_open_trials`` slots per half-open period (see ``Permit``).
         """
         key = ModelKey(provider=provider, model=model, gateway=gateway)
-        try:
-            with self._lock:
-                try:
-                    entry = self._entries.get(key)
-                    if entry is None:
-                        return Permit(key, expires_at=None, period=0)
-                    now = self._clock()
-                    self._advance_locked(entry, now)
-                    breaker = entry.breaker
-                    if now < entry.rate_limited_until or breaker.state is OPEN:
-                        return None
-                    if breaker.state is CLOSED:
-                        return Permit(key, expires_at=None, period=breaker.period)
-                    if not breaker.permit_available(now):
-                        return None
-                    permit = Permit(
-                        key,
-                        expires_at=now + self.config.permit_expiry_s,
-                        period=breaker.period,
-                        owner=self._release_permit,
-                    )
-                    breaker.permits.append(permit)
-                    return permit
-                finally:
-                    self._publish_locked()
-        finally:
-            if self._pending:
-                self._drain()
+        with self._section():
+            entry = self._entries.get(key)
+            if entry is None:
+                return Permit(key, expires_at=None, period=0)
+            now = self._clock()
+            self._advance_locked(entry, now)
+            breaker = entry.breaker
+            if now < entry.rate_limited_until or breaker.state is OPEN:
+                return None
+            if breaker.state is CLOSED:
+                return Permit(key, expires_at=None, period=breaker.period)
+            if not breaker.permit_available(now):
+                return None
+            permit = Permit(
+                key,
+                expires_at=now + self.config.permit_expiry_s,
+                period=breaker.period,
+                owner=self._release_permit,
+            )
+            breaker.permits.append(permit)
+            return permit
 
     def _release_permit(self, permit: Permit) -> None:
         with self._lock:
@@ -761,38 +748,31 @@ class HealthRegistry:
         that ends with ``recovered`` when the breaker closes again.
         """
         key = ModelKey(provider=provider, model=model, gateway=gateway)
-        with self._lock:
-            try:
-                now = self._clock()
-                entry = self._entries.get(key)
-                if entry is None:
-                    entry = self._create_locked(key, now)
-                self._advance_locked(entry, now)
-                before_state = entry.breaker.state
-                before_status = self._status(entry, now)
-                if entry.breaker.force_open(now, duration_s):
-                    if not entry.in_incident:
-                        entry.in_incident = True
-                        entry.incident_start = now
-                        entry.incident_failed = 0
-                    entry.incident_opened = True
-                    self._emit_locked(
-                        entry,
-                        TransitionKind.BREAKER_OPENED,
-                        before_state,
-                        OPEN,
-                        before_status,
-                        now,
-                        None,
-                        entry.last_operation,
-                    )
-                    self._check_outage_locked(
-                        entry, before_state, before_status, now, None, entry.last_operation
-                    )
-            finally:
-                self._publish_locked()
-        if self._pending:
-            self._drain()
+        with self._section():
+            now = self._clock()
+            entry = self._entries.get(key)
+            if entry is None:
+                entry = self._create_locked(key, now)
+            self._advance_locked(entry, now)
+            before_state = entry.breaker.state
+            before_status = self._status(entry, now)
+            if entry.breaker.force_open(now, duration_s):
+                if not entry.in_incident:
+                    entry.in_incident = True
+                    entry.incident_start = now
+                    entry.incident_failed = 0
+                entry.incident_opened = True
+                self._emit_locked(
+                    entry,
+                    TransitionKind.BREAKER_OPENED,
+                    before_state,
+                    OPEN,
+                    before_status,
+                    now,
+                    None,
+                    entry.last_operation,
+                )
+                self._check_outage_locked(entry, before_state, before_status, now, None, entry.last_operation)
 
     def reset(self, *, provider: str, model: str, gateway: str = DIRECT_GATEWAY) -> None:
         """Back to CLOSED with an empty window, backoff level 0 and no rate limit. Totals are kept.
@@ -800,24 +780,19 @@ class HealthRegistry:
         Emits ``recovered`` when the model was in an incident or its breaker was not CLOSED.
         """
         key = ModelKey(provider=provider, model=model, gateway=gateway)
-        with self._lock:
-            try:
-                entry = self._entries.get(key)
-                if entry is None:
-                    return
-                now = self._clock()
-                self._advance_locked(entry, now)
-                before_state = entry.breaker.state
-                before_status = self._status(entry, now)
-                changed = entry.breaker.reset(now)
-                entry.rate_limited_until = -math.inf
-                if changed or entry.in_incident:
-                    self._recover_locked(entry, before_state, before_status, now, None, entry.last_operation)
-                self._check_provider_recovered_locked(entry, now, None, entry.last_operation)
-            finally:
-                self._publish_locked()
-        if self._pending:
-            self._drain()
+        with self._section():
+            entry = self._entries.get(key)
+            if entry is None:
+                return
+            now = self._clock()
+            self._advance_locked(entry, now)
+            before_state = entry.breaker.state
+            before_status = self._status(entry, now)
+            changed = entry.breaker.reset(now)
+            entry.rate_limited_until = -math.inf
+            if changed or entry.in_incident:
+                self._recover_locked(entry, before_state, before_status, now, None, entry.last_operation)
+            self._check_provider_recovered_locked(entry, now, None, entry.last_operation)
 
     def clear(self) -> None:
         """Forget every model (tests, or an operator's reset). Listeners stay subscribed."""
