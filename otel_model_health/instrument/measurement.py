@@ -489,9 +489,12 @@ def start_call(
     try:
         if not _deferred.empty():
             run_deferred()
-        if suppressed():
+        ctx = otel_context.get_current()  # read once for both keys
+        if ctx.get(_SUPPRESS_INSTRUMENTATION_KEY):
             return None
-        parent = current_call()
+        parent = ctx.get(_ACTIVE_KEY)
+        if not isinstance(parent, CallMeasurement):
+            parent = None
         if mh_operation is None:
             mh_operation = parent.mh_operation if parent is not None else semconv.OPERATION_INFERENCE
         return CallMeasurement(
