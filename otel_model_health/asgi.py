@@ -2,7 +2,7 @@
 
 Routes (relative to where the app is mounted, then ``path_prefix``):
 
-* ``GET /health`` — the summary (DESIGN.md "/health JSON"),
+* ``GET /health`` — the summary (docs/health-endpoint.md),
 * ``GET /health/models`` — one object per tracked model,
 
 both with an optional ``?provider=`` filter. ``HEAD`` is answered like ``GET`` without a body.

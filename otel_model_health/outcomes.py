@@ -103,7 +103,7 @@ _ERROR_TYPE_NAMES: Final[dict[str, Classification]] = {
 
 
 def classify_status(status_code: int) -> Classification:
-    """Map an HTTP status to an outcome (DESIGN.md "Outcomes")."""
+    """Map an HTTP status to an outcome (docs/outcomes.md)."""
     if 200 <= status_code < 300:
         return SUCCESS
     if status_code == 429:

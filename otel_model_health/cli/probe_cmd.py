@@ -9,6 +9,7 @@ metrics, and ``SENTRY_ENABLED`` + ``SENTRY_DSN`` report incidents.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from typing import Any, Final
@@ -140,7 +141,8 @@ def run_probe(args: argparse.Namespace) -> int:
     from ..configure import configure
 
     try:
-        handle = configure(service_name="otel-model-health-probe")
+        # OTEL_SERVICE_NAME wins; without it the probe names itself (an option would beat the variable).
+        handle = configure(service_name=os.environ.get("OTEL_SERVICE_NAME") or "otel-model-health-probe")
     except (ConfigurationError, ImportError) as exc:
         return _usage_error(str(exc))
     try:

@@ -650,7 +650,7 @@ class HealthRegistry:
         return states
 
     def summary(self, *, provider: str | None = None) -> dict[str, Any]:
-        """The /health JSON document (DESIGN.md "/health JSON")."""
+        """The /health JSON document (docs/health-endpoint.md)."""
         states = self.snapshot()
         wanted = None if provider is None else ModelKey(provider=provider, model="-").provider
         with self._lock:

@@ -235,7 +235,8 @@ class _TransportBase:
 
 class ModelHealthTransport(_TransportBase):
     """A sync transport for ``httpx.Client`` or ``httpx2.Client`` wrapping ``transport`` (default: the
-    module's ``HTTPTransport()``). The module is the inner transport's, else ``module=``, else httpx2.
+    module's ``HTTPTransport()``). The module is ``module=`` if given, else the inner transport's, else
+    httpx2.
 
     Options: ``registry``, ``tracer_provider``, ``meter_provider`` (default: ``configure()``'s, else the
     global ones), ``provider`` / ``gateway`` (override the host table for every call), ``hosts`` (extra
