@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from ..outcomes import Outcome
 from ..settings import ConfigurationError
+from .arguments import positive_seconds
 from .display import Display, use_live_output
 from .incidents import IncidentLog, model_label, summarize
 from .scenario import Phase, Scenario, ScenarioError, load_scenario
@@ -42,7 +43,7 @@ def add_parser(subparsers: Any) -> None:
         "--scenario", metavar="FILE", help="scenario JSON file (default: the built-in one; see docs)"
     )
     parser.add_argument(
-        "--duration", type=_positive_float, metavar="S", help="seconds to run (default: the scenario's)"
+        "--duration", type=positive_seconds, metavar="S", help="seconds to run (default: the scenario's)"
     )
     parser.add_argument(
         "--telemetry-file",
@@ -52,16 +53,6 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--plain", action="store_true", help="plain lines, no live table (default off a TTY)")
     parser.set_defaults(run=run_demo)
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-    return value
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from .. import semconv
 from ..instrument.hosts import HostResolver, provider_from_model
 from ..keys import ModelKey
 from ..settings import ConfigurationError
+from .arguments import positive_seconds
 from .display import Display, use_live_output
 from .incidents import IncidentLog
 from .table import Row, render_table, row_from_state
@@ -65,27 +66,21 @@ def add_parser(subparsers: Any) -> None:
         default="chat",
         help="openai API only: 'chat' sends max_tokens=1 (default); 'models' checks GET /models",
     )
-    parser.add_argument("--interval", type=_positive, default=30.0, metavar="S", help="seconds between runs")
-    parser.add_argument("--timeout", type=_positive, default=10.0, metavar="S", help="seconds per probe run")
+    parser.add_argument(
+        "--interval", type=positive_seconds, default=30.0, metavar="S", help="seconds between runs"
+    )
+    parser.add_argument(
+        "--timeout", type=positive_seconds, default=10.0, metavar="S", help="seconds per probe run"
+    )
     parser.add_argument("--once", action="store_true", help="probe each model once and exit 0/1")
     parser.add_argument(
         "--duration",
-        type=_positive,
+        type=positive_seconds,
         metavar="S",
         help="without --once: stop after S seconds (default: Ctrl-C)",
     )
     parser.add_argument("--plain", action="store_true", help="plain lines, no live table (default off a TTY)")
     parser.set_defaults(run=run_probe)
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
-    return value
 
 
 def _usage_error(message: str) -> int:
