@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import gc
 import queue
+import threading
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from timeit import default_timer
@@ -188,6 +189,7 @@ class CallMeasurement:
     __slots__ = (
         "_counted_descendant",
         "_done",
+        "_finish_once",
         "_first_chunk_s",
         "_inst",
         "_parent",
@@ -230,6 +232,7 @@ class CallMeasurement:
         self._parent = parent
         self._counted_descendant = False
         self._done = False
+        self._finish_once = threading.Lock()
         self._first_chunk_s: float | None = None
         self.response_model: str | None = None
         self.response_id: str | None = None
@@ -295,7 +298,9 @@ class CallMeasurement:
         classification: Classification | None = None,
     ) -> None:
         """End the span, record metrics and the outcome. Only the first call has an effect."""
-        if self._done:
+        # Atomic test-and-set (a finaliser on another thread may finish the same call): a non-blocking
+        # acquire of a lock that is never released cannot wait, so it cannot deadlock either.
+        if not self._finish_once.acquire(blocking=False):
             return
         self._done = True
         args = (

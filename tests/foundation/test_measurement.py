@@ -210,3 +210,26 @@ def test_errors_inside_finish_are_swallowed_and_counted(env: Any) -> None:
     assert _internal.internal_error_count() == before + 1
     assert len(exporter.get_finished_spans()) == 1
     assert trace.get_current_span() is trace.INVALID_SPAN
+
+
+def test_concurrent_finishes_record_once(env: Any) -> None:
+    """A finaliser on another thread and the caller may finish the same call at once: one record."""
+    import threading
+
+    inst, exporter, _reader, recorder = env
+    for _ in range(200):
+        m = start_call(inst, key=KEY, operation_name="chat")
+        assert m is not None
+        barrier = threading.Barrier(4)
+
+        def finish(call: Any = m, gate: threading.Barrier = barrier) -> None:
+            gate.wait()
+            call.finish(status_code=200)
+
+        threads = [threading.Thread(target=finish) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(5)
+    assert len(recorder.calls) == 200
+    assert len(exporter.get_finished_spans()) == 200
