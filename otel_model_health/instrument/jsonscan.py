@@ -13,6 +13,9 @@ SDKs put the small fields on either side of the big one: openai writes ``{"model
    and never even found.
 3. If neither settles it within a few candidates: ``json.loads`` of the body, if it is at most 8 MiB.
 
+A body that fits in the head window is parsed whole at once: below about 4 KiB the C parser is faster than
+the walk (3 us against 4-11 us for a typical chat request).
+
 Every step is exact for valid JSON; the heuristics only decide how much work it takes.
 """
 
@@ -144,6 +147,8 @@ def _backward(body: bytes, key: str, keys: tuple[str, ...], found: dict[str, Any
 
 def top_level_fields(body: bytes, keys: tuple[str, ...]) -> dict[str, Any]:
     """The values of ``keys`` that are top-level fields of the JSON object ``body``; absent ones missing."""
+    if len(body) <= _HEAD_WINDOW:
+        return _parse_whole(body, keys)
     found: dict[str, Any] = {}
     if _forward(body, keys, found):
         return found
@@ -151,11 +156,11 @@ def top_level_fields(body: bytes, keys: tuple[str, ...]) -> dict[str, Any]:
         if key in found:
             continue
         if not _backward(body, key, keys, found):
-            return _fallback(body, keys)
+            return _parse_whole(body, keys)
     return found
 
 
-def _fallback(body: bytes, keys: tuple[str, ...]) -> dict[str, Any]:
+def _parse_whole(body: bytes, keys: tuple[str, ...]) -> dict[str, Any]:
     if len(body) > MAX_FALLBACK_BYTES:
         return {}
     try:

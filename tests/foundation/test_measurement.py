@@ -145,6 +145,25 @@ def test_stream_records_time_to_first_chunk_and_cancel_is_neutral(env: Any) -> N
     assert _metrics(reader)["gen_ai.client.operation.time_to_first_chunk"][0].count == 1
 
 
+def test_activate_makes_span_and_call_current_and_keeps_other_values(env: Any) -> None:
+    inst, *_ = env
+    other_key = otel_context.create_key("test.other")
+    outer_token = otel_context.attach(otel_context.set_value(other_key, "kept"))
+    try:
+        m = start_call(inst, key=KEY, operation_name="chat")
+        assert m is not None
+        token = m.activate()
+        assert trace.get_current_span() is m.span
+        assert current_call() is m
+        assert otel_context.get_value(other_key) == "kept"
+        m.deactivate(token)
+        assert trace.get_current_span() is trace.INVALID_SPAN
+        assert current_call() is None
+        m.finish(status_code=200)
+    finally:
+        otel_context.detach(outer_token)
+
+
 def test_innermost_call_wins(env: Any) -> None:
     inst, exporter, reader, recorder = env
     outer = start_call(inst, key=KEY, operation_name="chat")

@@ -121,6 +121,17 @@ def test_unparseable_and_missing_bodies() -> None:
     assert model_and_stream(b'{"model": "\\u00e9t\\u00e9"}') == ("été", False)
 
 
+@pytest.mark.parametrize("content_length", [10, 3_900, 4_100, 20_000])
+def test_small_and_large_bodies_give_the_same_answer(content_length: int) -> None:
+    # Up to the 4 KiB head window the body is parsed whole; beyond it, walked. Same answers either way.
+    messages = [{"role": "user", "content": "x" * content_length}]
+    tool = {"input_schema": {"properties": {"model": {"type": "string"}}}}
+    openai_order = {"messages": messages, "model": "gpt-4o", "stream": True, "tools": [tool]}
+    anthropic_order = {"max_tokens": 5, "messages": messages, "model": "claude", "metadata": {"model": "x"}}
+    assert model_and_stream(json.dumps(openai_order).encode()) == ("gpt-4o", True)
+    assert model_and_stream(json.dumps(anthropic_order).encode()) == ("claude", False)
+
+
 def test_fallback_when_many_nested_candidates() -> None:
     nested = [{"type": "tool_use", "input": {"model": f"n{i}"}} for i in range(20)]
     body = json.dumps({"model": "real", "messages": [{"role": "user", "content": BIG}, *nested]}).encode()
