@@ -170,7 +170,7 @@ def classify_span(attributes: Mapping[str, Any], *, status_is_error: bool) -> Cl
     """The default classifier for a GenAI span of another instrumentation."""
     status = attributes.get(semconv.HTTP_RESPONSE_STATUS_CODE)
     if isinstance(status, int) and not isinstance(status, bool):
-        return classify_status(status)
+        return SUCCESS if 200 <= status < 300 else classify_status(status)  # the common case first
     error_type = attributes.get(semconv.ERROR_TYPE)
     if isinstance(error_type, str) and error_type:
         short = error_type.rsplit(".", 1)[-1]  # `openai.RateLimitError` → `RateLimitError`

@@ -22,16 +22,29 @@ import threading
 import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import SpanContext, StatusCode
 
-from .. import semconv
 from .._internal import report_internal_error
 from ..keys import DIRECT_GATEWAY, MAX_MODEL_LENGTH, ModelKey
 from ..outcomes import SpanClassifier, classify_span
+from ..semconv import (
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_PROVIDER_NAME,
+    GEN_AI_REQUEST_MODEL,
+    GEN_AI_RESPONSE_MODEL,
+    GEN_AI_SYSTEM_DEPRECATED,
+    HTTP_RESPONSE_STATUS_CODE,
+    MH_GATEWAY,
+    MH_OUTCOME,
+    OPERATION_INFERENCE,
+    SPAN_INCIDENT,
+)
 
 if TYPE_CHECKING:
     from .registry import HealthRegistry
@@ -42,15 +55,31 @@ _MAX_CACHED_KEYS: Final = 1024
 # GenAI operations that are not a model call (agent and tool spans): never counted themselves.
 _NOT_MODEL_CALLS: Final = frozenset({"execute_tool", "invoke_agent", "create_agent"})
 
+_ERROR: Final = StatusCode.ERROR  # a module constant: an enum member read through its class costs a lookup
+_NO_ATTRIBUTES: Final[Mapping[str, Any]] = MappingProxyType({})
+# The SDK's property: ``MappingProxyType(self._attributes or {})``.
+_READABLE_SPAN_ATTRIBUTES: Final = ReadableSpan.__dict__["attributes"]
+
 # Processors alive in this process, so a forked child can give each a fresh lock.
 _PROCESSORS: Final[weakref.WeakSet[ModelHealthSpanProcessor]] = weakref.WeakSet()
 
 
-def _str_attr(attributes: Mapping[str, Any], name: str) -> str | None:
-    value = attributes.get(name)
-    if isinstance(value, str) and value:
-        return value
-    return None
+def _span_attributes(span: ReadableSpan) -> Mapping[str, Any]:
+    """The span's attributes, to read only.
+
+    ``span.attributes`` wraps the SDK's ``BoundedAttributes`` in a ``MappingProxyType``: each lookup then
+    runs ``Mapping.get`` in Python and raises a KeyError on every miss, most of what ``on_end`` cost. An
+    SDK span keeps them in a plain dict (``_attributes._dict``, not written once the span ended): read
+    that directly. Any other shape (another SDK version, a class with its own ``attributes``) takes the
+    public API.
+    """
+    if getattr(type(span), "attributes", None) is _READABLE_SPAN_ATTRIBUTES:
+        raw = getattr(span, "_attributes", None)
+        if type(raw) is BoundedAttributes:
+            values = getattr(raw, "_dict", None)
+            if type(values) is dict:
+                return values
+    return span.attributes or _NO_ATTRIBUTES
 
 
 class ModelHealthSpanProcessor(SpanProcessor):
@@ -66,8 +95,9 @@ class ModelHealthSpanProcessor(SpanProcessor):
         self._registry = registry
         self._classifier = classifier
         self._max_tracked = max(1, int(max_tracked_spans))
-        # span ids that have a counted descendant; values unused (an ordered set with LRU eviction)
-        self._counted_below: OrderedDict[int, None] = OrderedDict()
+        # span ids that have a counted descendant: an ordered set with LRU eviction (values always True,
+        # so pop(span_id, False) answers membership and removes in one step)
+        self._counted_below: OrderedDict[int, bool] = OrderedDict()
         self._lock = threading.Lock()
         self._keys: dict[tuple[str, str, str], ModelKey] = {}
         _PROCESSORS.add(self)
@@ -82,27 +112,26 @@ class ModelHealthSpanProcessor(SpanProcessor):
             report_internal_error("ModelHealthSpanProcessor.on_end")
 
     def _on_end(self, span: ReadableSpan) -> None:
-        if span.name == semconv.SPAN_INCIDENT:
+        # Every span of the application comes through here: each property and attribute is read once.
+        if span.name == SPAN_INCIDENT:
             return  # our reverse link to Sentry: transparent
         context = span.context
         span_id = context.span_id if context is not None else None
         parent = span.parent
         parent_id = parent.span_id if parent is not None else None
-        attributes: Mapping[str, Any] = span.attributes or {}
+        attributes = _span_attributes(span)
 
         has_counted_descendant = False
         if span_id:
             with self._lock:
-                if span_id in self._counted_below:
-                    del self._counted_below[span_id]
-                    has_counted_descendant = True
-        if semconv.MH_OUTCOME in attributes or has_counted_descendant:
+                has_counted_descendant = self._counted_below.pop(span_id, False)
+        if MH_OUTCOME in attributes or has_counted_descendant:
             # Ours (already recorded), or a span around a call counted further down: pass the mark up.
             self._mark(parent_id)
             return
         if not self._is_model_call(attributes):
             return
-        if self._record(span, attributes):
+        if self._record(span, context, attributes):
             self._mark(parent_id)
 
     def _mark(self, parent_id: int | None) -> None:
@@ -110,70 +139,78 @@ class ModelHealthSpanProcessor(SpanProcessor):
             return
         with self._lock:
             marks = self._counted_below
-            marks[parent_id] = None
+            marks[parent_id] = True
             marks.move_to_end(parent_id)
             while len(marks) > self._max_tracked:
                 marks.popitem(last=False)
 
     @staticmethod
     def _is_model_call(attributes: Mapping[str, Any]) -> bool:
-        operation = attributes.get(semconv.GEN_AI_OPERATION_NAME)
+        operation = attributes.get(GEN_AI_OPERATION_NAME)
         if operation in _NOT_MODEL_CALLS:
             return False
         return (
             operation is not None
-            or semconv.GEN_AI_REQUEST_MODEL in attributes
-            or semconv.GEN_AI_PROVIDER_NAME in attributes
-            or semconv.GEN_AI_SYSTEM_DEPRECATED in attributes
+            or GEN_AI_REQUEST_MODEL in attributes
+            or GEN_AI_PROVIDER_NAME in attributes
+            or GEN_AI_SYSTEM_DEPRECATED in attributes
         )
 
-    def _record(self, span: ReadableSpan, attributes: Mapping[str, Any]) -> bool:
-        model = _str_attr(attributes, semconv.GEN_AI_REQUEST_MODEL) or _str_attr(
-            attributes, semconv.GEN_AI_RESPONSE_MODEL
-        )
-        if model is None:
-            return False  # not attributable to a model: nothing to hold against anyone
-        provider = (
-            _str_attr(attributes, semconv.GEN_AI_PROVIDER_NAME)
-            or _str_attr(attributes, semconv.GEN_AI_SYSTEM_DEPRECATED)
-            or "unknown"
-        )
-        gateway = _str_attr(attributes, semconv.MH_GATEWAY) or DIRECT_GATEWAY
+    def _record(self, span: ReadableSpan, context: SpanContext | None, attributes: Mapping[str, Any]) -> bool:
+        get = attributes.get
+        model = get(GEN_AI_REQUEST_MODEL)
+        if not isinstance(model, str) or not model:
+            model = get(GEN_AI_RESPONSE_MODEL)
+            if not isinstance(model, str) or not model:
+                return False  # not attributable to a model: nothing to hold against anyone
+        provider = get(GEN_AI_PROVIDER_NAME)
+        if not isinstance(provider, str) or not provider:
+            provider = get(GEN_AI_SYSTEM_DEPRECATED)
+            if not isinstance(provider, str) or not provider:
+                provider = "unknown"
+        gateway = get(MH_GATEWAY)
+        if not isinstance(gateway, str) or not gateway:
+            gateway = DIRECT_GATEWAY
+        key = self._keys.get((provider, model, gateway))
+        if key is None:
+            key = self._new_key(provider, model, gateway)
+
         status = span.status
-        status_is_error = status is not None and status.status_code is StatusCode.ERROR
-        outcome, error_type = self._classifier(attributes, status_is_error=status_is_error)
+        status_is_error = status is not None and status.status_code is _ERROR
+        classifier = self._classifier
+        # The default classifier only reads; another one gets the read-only view it always had.
+        outcome, error_type = classifier(
+            attributes if classifier is classify_span else MappingProxyType(attributes),
+            status_is_error=status_is_error,
+        )
 
         registry = self._registry
         start, end = span.start_time, span.end_time
         latency_s = (end - start) / 1e9 if start is not None and end is not None and end >= start else None
-        started_at = registry.to_monotonic(start / 1e9) if start is not None else None
-        status_code = attributes.get(semconv.HTTP_RESPONSE_STATUS_CODE)
+        status_code = get(HTTP_RESPONSE_STATUS_CODE)
         registry.record(
-            self._key(provider, model, gateway),
+            key,
             outcome,
-            operation=semconv.OPERATION_INFERENCE,
+            operation=OPERATION_INFERENCE,
             error_type=error_type,
-            error_message=status.description if status is not None and status_is_error else None,
+            error_message=status.description if status_is_error else None,
             status_code=(
                 status_code if isinstance(status_code, int) and not isinstance(status_code, bool) else None
             ),
             latency_s=latency_s,
-            started_at=started_at,
-            span_context=span.context,
+            started_at=registry.to_monotonic(start / 1e9) if start is not None else None,
+            span_context=context,
         )
         return True
 
-    def _key(self, provider: str, model: str, gateway: str) -> ModelKey:
+    def _new_key(self, provider: str, model: str, gateway: str) -> ModelKey:
         # Normalising a key is a third of on_end's cost; the same few models repeat. Bounded: cleared
         # when full, so many distinct models only cost a re-computation.
-        raw = (provider, model, gateway)
-        key = self._keys.get(raw)
-        if key is None:
-            key = ModelKey(provider=provider, model=model, gateway=gateway)
-            if len(self._keys) >= _MAX_CACHED_KEYS:
-                self._keys = {}
-            if len(model) <= MAX_MODEL_LENGTH:
-                self._keys[raw] = key
+        key = ModelKey(provider=provider, model=model, gateway=gateway)
+        if len(self._keys) >= _MAX_CACHED_KEYS:
+            self._keys = {}
+        if len(model) <= MAX_MODEL_LENGTH:
+            self._keys[(provider, model, gateway)] = key
         return key
 
     def tracked_span_count(self) -> int:

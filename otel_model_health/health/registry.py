@@ -50,6 +50,9 @@ from .window import percentile
 # Outcome → index into an entry's per-operation counts.
 _OUTCOMES: Final = (Outcome.SUCCESS, Outcome.FAILURE, Outcome.RATE_LIMITED, Outcome.NEUTRAL)
 _OUTCOME_INDEX: Final[dict[Outcome, int]] = {o: i for i, o in enumerate(_OUTCOMES)}
+# Module constants: an enum member read through its class (`Outcome.SUCCESS`) costs a lookup per record.
+_SUCCESS_OUTCOME: Final = Outcome.SUCCESS
+_FAILURE_OUTCOME: Final = Outcome.FAILURE
 _I_SUCCESS: Final = 0
 _I_FAILURE: Final = 1
 _I_RATE_LIMITED: Final = 2
@@ -269,7 +272,7 @@ class HealthRegistry:
                         self._entries.move_to_end(key)
                     breaker = entry.breaker
                     if (
-                        outcome is Outcome.SUCCESS
+                        outcome is _SUCCESS_OUTCOME
                         and breaker.state is CLOSED
                         and not breaker.level
                         and not entry.in_incident
@@ -285,6 +288,16 @@ class HealthRegistry:
                         entry.last_operation = operation
                         breaker.consecutive = 0
                         breaker.window.record(True, latency_s, now)
+                    elif (
+                        outcome is _FAILURE_OUTCOME
+                        and breaker.state is OPEN
+                        and now < breaker.open_until
+                        and entry.in_incident
+                    ):
+                        # The steady state of an outage: no state can change, nothing to emit.
+                        self._record_open_failure_locked(
+                            entry, operation, error_type, error_message, status_code, latency_s, now
+                        )
                     else:
                         self._record_slow_locked(
                             entry,
@@ -305,6 +318,37 @@ class HealthRegistry:
                 self._drain()
         except Exception:
             report_internal_error("HealthRegistry.record")
+
+    def _record_open_failure_locked(
+        self,
+        entry: _Entry,
+        operation: str,
+        error_type: str | None,
+        error_message: str | None,
+        status_code: int | None,
+        latency_s: float | None,
+        now: float,
+    ) -> None:
+        """A failure while OPEN, before the wait elapsed, during an incident: what _record_slow_locked does
+        then (keep the two in step), without its checks and calls."""
+        counts = entry.totals.get(operation)
+        if counts is None:
+            counts = self._counts_locked(entry, operation)
+        counts[_I_FAILURE] += 1
+        entry.last_outcome = _FAILURE_OUTCOME
+        entry.last_outcome_at = now
+        entry.last_operation = operation
+        entry.err_type = error_type
+        # Kept raw (bounded) and scrubbed when read, as in _record_slow_locked.
+        entry.err_message = str(error_message)[:_MAX_RAW_MESSAGE] if error_message else None
+        entry.err_status = status_code
+        entry.err_latency = latency_s
+        entry.err_at = now
+        entry.last_failure = now
+        entry.incident_failed += 1
+        breaker = entry.breaker
+        breaker.consecutive += 1
+        breaker.window.record(False, latency_s, now)
 
     def _counts_locked(self, entry: _Entry, operation: str) -> list[int]:
         operation = str(operation)  # a caller may pass a non-str; str(str) is the same object
@@ -408,7 +452,8 @@ class HealthRegistry:
                 # The newest Retry-After wins: it is the provider's latest word.
                 entry.rate_limited_until = now + max(0.0, wait)
             breaker.on_other(started_at)
-        self._check_provider_recovered_locked(entry, now, span_context, operation)
+        if entry.group.outage:
+            self._check_provider_recovered_locked(entry, now, span_context, operation)
 
     def _recover_locked(
         self,
