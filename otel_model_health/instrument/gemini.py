@@ -18,23 +18,30 @@ def _int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 
 
+def _is_mapping(value: object) -> bool:
+    # Decoded JSON is a dict: checked before the (slow) ABC test, once per stream chunk.
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def read_gemini(body: Any, info: ResponseInfo) -> None:
     """A GenerateContentResponse (or one streamed chunk of it, or the JSON array of a non-SSE stream)."""
     if isinstance(body, list):
         for item in body:
             read_gemini(item, info)
         return
-    if not isinstance(body, Mapping):
+    if not _is_mapping(body):
         return
     info.response_model = _text(body.get("modelVersion")) or info.response_model
     info.response_id = _text(body.get("responseId")) or info.response_id
     candidates = body.get("candidates")
     if isinstance(candidates, list):
         for candidate in candidates:
-            if isinstance(candidate, Mapping):
-                info.add_finish_reason(candidate.get("finishReason"))
+            if _is_mapping(candidate):
+                reason = candidate.get("finishReason")
+                if reason is not None:
+                    info.add_finish_reason(reason)
     usage = body.get("usageMetadata")
-    if isinstance(usage, Mapping):
+    if usage is not None and _is_mapping(usage):
         prompt = _int(usage.get("promptTokenCount"))
         output = _int(usage.get("candidatesTokenCount"))
         if prompt is not None:
@@ -42,6 +49,6 @@ def read_gemini(body: Any, info: ResponseInfo) -> None:
         if output is not None:
             info.output_tokens = output
     error = body.get("error")
-    if isinstance(error, Mapping):
+    if error is not None and _is_mapping(error):
         info.error_type = _text(error.get("status")) or "error"
         info.error_message = _text(error.get("message"))

@@ -15,6 +15,7 @@ Decisions (documented in docs/httpx-transport.md):
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any, Final
 
 from .._internal import report_internal_error
@@ -114,20 +115,19 @@ class CallObserver:
         self._pending = data
 
     def handed(self) -> None:
+        """The chunk given to ``handing`` reached the caller: parse it now."""
         data = self._pending
-        if data is not None:
-            self._pending = None
-            self.chunk(data)
-
-    def chunk(self, data: bytes) -> None:
+        if data is None:
+            return
+        self._pending = None
         if not data or self.m.done:
             return
         try:
             if self._mode == _MODE_SSE:
                 parser = self._sse
                 if parser is not None:
-                    for event in parser.feed(data):
-                        self._event(*event)
+                    for name, payload in parser.feed(data):
+                        self._event(name, payload)
             else:
                 body = self._body
                 if body is not None:
@@ -138,6 +138,12 @@ class CallObserver:
             report_internal_error("observer.chunk")
             self._sse = None  # stop parsing; the outcome still comes from how the stream ends
             self._body = None
+
+    def chunk(self, data: bytes) -> None:
+        """``data`` reached the caller (after any chunk still pending): parse it now."""
+        self.handed()
+        self._pending = data
+        self.handed()
 
     def eof(self) -> None:
         """The body ended cleanly."""
@@ -203,7 +209,7 @@ class CallObserver:
             self._terminal = True
             return
         try:
-            obj = json.loads(data)
+            obj = _loads(data)
         except ValueError:
             self._malformed = True
             return
@@ -212,7 +218,9 @@ class CallObserver:
             read_gemini(obj, info)
         else:
             read_stream_event(obj, info, event_name=name)
-            if info.error_type is None and (name == "error" or _type_of(obj) == "error"):
+            if info.error_type is None and (
+                name == "error" or (isinstance(obj, dict) and obj.get("type") == "error")
+            ):
                 info.error_type = _error_code(obj)
         if self._capture is not None:
             self._capture.stream_event(obj, name)
@@ -312,8 +320,28 @@ class CallObserver:
             self._capture.emit(m.span, info.finish_reasons)
 
 
-def _type_of(obj: Any) -> Any:
-    return obj.get("type") if isinstance(obj, dict) else None
+def _fast_loads() -> Callable[[str], Any]:
+    """json.loads, a third faster on a small event: ``scan_once`` (the C scanner json.loads runs, an
+    undocumented attribute of every CPython since 2.6) without loads' two Python frames and whitespace
+    regex matches. Anything but one value spanning the whole string is left to json.loads, so what
+    parses and what fails (ValueError) is exactly json.loads's."""
+    scan = getattr(json.JSONDecoder(), "scan_once", None)
+    if not callable(scan):
+        return json.loads
+
+    def loads(data: str) -> Any:
+        try:
+            obj, end = scan(data, 0)
+        except StopIteration:  # no value at 0 (e.g. leading whitespace): json.loads decides
+            return json.loads(data)
+        if end != len(data):  # trailing whitespace or garbage: json.loads decides
+            return json.loads(data)
+        return obj
+
+    return loads
+
+
+_loads: Final = _fast_loads()
 
 
 def _error_code(obj: Any) -> str:

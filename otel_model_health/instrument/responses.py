@@ -6,7 +6,8 @@ transport (decoded JSON / SSE events) and the decorators (SDK objects) feed a ``
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, Final
 
 # Events that end a stream cleanly.
@@ -118,22 +119,32 @@ def read_response(body: object, info: ResponseInfo) -> None:
 def read_stream_event(event: object, info: ResponseInfo, *, event_name: str | None = None) -> None:
     """One streamed event: an OpenAI chat/completion chunk, an Anthropic event, a Responses event, as a
     dict (decoded SSE data) or an SDK object. ``event_name`` is the SSE ``event:`` field when known."""
-    kind = _get(event, "type")
+    # This runs for every chunk of every stream: decoded JSON is read with dict.get directly.
+    get: Callable[[str], Any] = event.get if type(event) is dict else partial(_get, event)
+    kind = get("type")
     if not isinstance(kind, str):
         kind = event_name
-    if kind is None or kind in ("chat.completion.chunk", "text_completion"):
+    if kind is None or kind in _CHUNK_TYPES:
         # OpenAI chunk: model and id repeat in every chunk; usage only in the last one (include_usage).
         if info.response_model is None:
-            info.response_model = _text(_get(event, "model"))
+            info.response_model = _text(get("model"))
         if info.response_id is None:
-            info.response_id = _text(_get(event, "id"))
-        choices = _get(event, "choices")
+            info.response_id = _text(get("id"))
+        choices = get("choices")
         if isinstance(choices, list):
             for choice in choices:
-                info.add_finish_reason(_get(choice, "finish_reason"))
-        _read_usage(_get(event, "usage"), info)
-        _read_error(_get(event, "error"), info)
+                reason = _get(choice, "finish_reason")
+                if reason is not None:
+                    info.add_finish_reason(reason)
+        usage = get("usage")
+        if usage is not None:
+            _read_usage(usage, info)
+        error = get("error")
+        if error is not None:
+            _read_error(error, info)
         return
+    if kind not in _INFORMATIVE_EVENTS:
+        return  # a content delta: nothing to learn from it but that it parsed
     if kind == "message_start":
         message = _get(event, "message")
         info.response_model = _text(_get(message, "model")) or info.response_model
@@ -156,3 +167,12 @@ def read_stream_event(event: object, info: ResponseInfo, *, event_name: str | No
         response = _get(event, "response")
         info.response_model = _text(_get(response, "model")) or info.response_model
         info.response_id = _text(_get(response, "id")) or info.response_id
+
+
+_CHUNK_TYPES: Final = frozenset({"chat.completion.chunk", "text_completion"})
+# The kinds read_stream_event's chain reads (keep in step with it); every other event, the many content
+# deltas, only has to parse.
+_INFORMATIVE_EVENTS: Final = frozenset(
+    {"message_start", "message_delta", ANTHROPIC_TERMINAL_EVENT, "error", "response.created"}
+    | RESPONSES_TERMINAL_EVENTS
+)

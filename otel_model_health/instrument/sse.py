@@ -31,11 +31,31 @@ class SSEParser:
         events: list[Event] = []
         if not chunk:
             return events
-        if self._cr and chunk[:1] == b"\n":
-            chunk = chunk[1:]
-        self._cr = chunk[-1:] == b"\r"
-        if b"\r" in chunk:
+        if self._cr or b"\r" in chunk:
+            if self._cr and chunk[:1] == b"\n":
+                chunk = chunk[1:]
+            self._cr = chunk[-1:] == b"\r"
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        end = len(chunk) - 2
+        if (
+            chunk[end:] == b"\n\n"
+            and end <= MAX_LINE
+            and not (
+                self._partial or self._dropping or self._data or self._data_size or self._event is not None
+            )
+        ):
+            # The usual chunk, as providers write them: one whole event, `data: ...` or `event: ...` then
+            # `data: ...`, between events. Cut out directly rather than line by line.
+            if chunk[:6] == b"data: ":
+                if chunk.find(b"\n", 6) == end:
+                    events.append((None, chunk[6:end].decode("utf-8", "replace")))
+                    return events
+            elif chunk[:7] == b"event: ":
+                newline = chunk.find(b"\n", 7)
+                if chunk[newline + 1 : newline + 7] == b"data: " and chunk.find(b"\n", newline + 1) == end:
+                    name = chunk[7:newline].decode("utf-8", "replace")
+                    events.append((name, chunk[newline + 7 : end].decode("utf-8", "replace")))
+                    return events
         lines = chunk.split(b"\n")
         last = lines.pop()  # the unfinished tail (b"" when the chunk ended with a newline)
         for raw in lines:
