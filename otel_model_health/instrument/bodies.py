@@ -7,9 +7,10 @@ compressed bomb or a huge body costs at most ``MAX_DECODED`` bytes and is then i
 
 from __future__ import annotations
 
-import json
 import zlib
 from typing import Any, Final
+
+from . import jsonfast
 
 MAX_RAW: Final = 8 * 1024 * 1024  # bytes kept of the body as received
 MAX_DECODED: Final = 8 * 1024 * 1024  # bytes allowed after decompression
@@ -114,6 +115,6 @@ def decode(data: bytes, content_encoding: str | None) -> bytes:
 
 def parse_json(data: bytes) -> Any:
     try:
-        return json.loads(data)
+        return jsonfast.loads_bytes(data)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
         raise Malformed from exc

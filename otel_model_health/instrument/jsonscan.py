@@ -26,6 +26,8 @@ import re
 from collections.abc import Callable
 from typing import Any, Final
 
+from . import jsonfast
+
 _DECODER: Final = json.JSONDecoder()
 # The C string scanner of the json module (not in typeshed): (text, index after the opening quote) →
 # (decoded string, index after the closing quote).
@@ -164,7 +166,7 @@ def _parse_whole(body: bytes, keys: tuple[str, ...]) -> dict[str, Any]:
     if len(body) > MAX_FALLBACK_BYTES:
         return {}
     try:
-        obj = json.loads(body)
+        obj = jsonfast.loads_bytes(body)
     except (ValueError, RecursionError):
         return {}
     if not isinstance(obj, dict):

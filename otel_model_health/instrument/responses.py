@@ -56,6 +56,11 @@ def _get(obj: object, name: str) -> Any:
     return value
 
 
+def _getter(obj: object) -> Callable[[str], Any]:
+    """``obj.get`` for decoded JSON (one call per field read), ``_get`` bound to ``obj`` otherwise."""
+    return obj.get if type(obj) is dict else partial(_get, obj)
+
+
 def _text(value: object) -> str | None:
     return value[:_MAX_TEXT] if isinstance(value, str) and value else None
 
@@ -67,17 +72,18 @@ def _int(value: object) -> int | None:
 def _read_usage(usage: object, info: ResponseInfo) -> None:
     if usage is None:
         return
+    get = _getter(usage)
     # OpenAI chat/completions: prompt/completion; Responses API and Anthropic: input/output.
-    input_tokens = _int(_get(usage, "input_tokens"))
+    input_tokens = _int(get("input_tokens"))
     if input_tokens is None:
-        input_tokens = _int(_get(usage, "prompt_tokens"))
-    output_tokens = _int(_get(usage, "output_tokens"))
+        input_tokens = _int(get("prompt_tokens"))
+    output_tokens = _int(get("output_tokens"))
     if output_tokens is None:
-        output_tokens = _int(_get(usage, "completion_tokens"))
+        output_tokens = _int(get("completion_tokens"))
     if input_tokens is not None:
         # Anthropic counts cached input separately; the spec's input tokens include them.
         for cached in ("cache_read_input_tokens", "cache_creation_input_tokens"):
-            extra = _int(_get(usage, cached))
+            extra = _int(get(cached))
             if extra:
                 input_tokens += extra
         info.input_tokens = input_tokens
@@ -101,26 +107,26 @@ def read_response(body: object, info: ResponseInfo) -> None:
     Response, Anthropic Message, or their dict forms."""
     if body is None:
         return
-    info.response_model = _text(_get(body, "model")) or info.response_model
-    info.response_id = _text(_get(body, "id")) or info.response_id
-    choices = _get(body, "choices")
+    get = _getter(body)
+    info.response_model = _text(get("model")) or info.response_model
+    info.response_id = _text(get("id")) or info.response_id
+    choices = get("choices")
     if isinstance(choices, list):
         for choice in choices:
             info.add_finish_reason(_get(choice, "finish_reason"))
-    stop_reason = _get(body, "stop_reason")  # Anthropic
+    stop_reason = get("stop_reason")  # Anthropic
     if stop_reason is not None:
         info.add_finish_reason(stop_reason)
-    if _get(body, "object") == "response":  # OpenAI Responses API
-        info.add_finish_reason(_get(body, "status"))
-    _read_usage(_get(body, "usage"), info)
-    _read_error(_get(body, "error"), info)
+    if get("object") == "response":  # OpenAI Responses API
+        info.add_finish_reason(get("status"))
+    _read_usage(get("usage"), info)
+    _read_error(get("error"), info)
 
 
 def read_stream_event(event: object, info: ResponseInfo, *, event_name: str | None = None) -> None:
     """One streamed event: an OpenAI chat/completion chunk, an Anthropic event, a Responses event, as a
     dict (decoded SSE data) or an SDK object. ``event_name`` is the SSE ``event:`` field when known."""
-    # This runs for every chunk of every stream: decoded JSON is read with dict.get directly.
-    get: Callable[[str], Any] = event.get if type(event) is dict else partial(_get, event)
+    get = _getter(event)  # runs for every chunk of every stream
     kind = get("type")
     if not isinstance(kind, str):
         kind = event_name

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from otel_model_health.instrument import observer as observer_module
+from otel_model_health.instrument import jsonfast
 from otel_model_health.instrument.gemini import read_gemini
 from otel_model_health.instrument.observer import CallObserver
 from otel_model_health.instrument.requests import Endpoint, match_endpoint
@@ -182,21 +182,33 @@ def _outcome(loads: Any, text: str) -> tuple[str, Any]:
 
 @pytest.mark.parametrize("text", JSON_TEXTS)
 def test_json_fast_path_is_json_loads(text: str) -> None:
-    fast = _outcome(observer_module._loads, text)
+    fast = _outcome(jsonfast.loads, text)
     expected = _outcome(json.loads, text)
     assert repr(fast) == repr(expected)  # repr: NaN != NaN
 
 
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16", "utf-32-be"])
+@pytest.mark.parametrize("text", JSON_TEXTS)
+def test_json_fast_path_on_bytes_is_json_loads(text: str, encoding: str) -> None:
+    data = text.encode(encoding)
+    assert repr(_outcome(jsonfast.loads_bytes, data)) == repr(_outcome(json.loads, data))
+
+
+def test_json_fast_path_on_invalid_utf8_is_json_loads() -> None:
+    for data in (b'{"a": "\xff"}', b'{"a": "\xc3"}', b"\xff\xfe"):
+        assert repr(_outcome(jsonfast.loads_bytes, data)) == repr(_outcome(json.loads, data))
+
+
 def test_json_fast_path_is_taken_and_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
-    # With this Python the C scanner is there and used: an SDK or Python change that removes it is noticed.
-    assert observer_module._loads is not json.loads
+    # With this Python the C scanner is there and used: a Python change that removes it is noticed.
+    assert jsonfast.loads is not json.loads
     assert callable(getattr(json.JSONDecoder(), "scan_once", None))
 
     class NoScanner:
         pass
 
     monkeypatch.setattr(json, "JSONDecoder", NoScanner)
-    assert observer_module._fast_loads() is json.loads
+    assert jsonfast._make_loads() is json.loads
 
 
 def _as_object(value: Any) -> Any:
