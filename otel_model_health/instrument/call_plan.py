@@ -45,6 +45,7 @@ def provider_of_module(func: object) -> str:
 class CallPlan:
     __slots__ = (
         "_attributes",
+        "_fixed_parts",
         "_gateway",
         "_keys",
         "_mh_operation",
@@ -89,7 +90,8 @@ class CallPlan:
         self._needs_call_args = attributes is not None or any(
             callable(part) for part in (self._model, self._provider, self._gateway)
         )
-        self._keys: dict[tuple[object, object, object], ModelKey] = {}
+        self._fixed_parts = not callable(self._provider) and not callable(self._gateway)
+        self._keys: dict[object, ModelKey] = {}
         self._static_key: ModelKey | None = None
         if not self._model_from_args and not self._needs_call_args:
             self._static_key = ModelKey(provider=self._provider, model=self._model, gateway=self._gateway)
@@ -111,9 +113,16 @@ class CallPlan:
                 model = UNKNOWN
         else:
             model = self._part(self._model, call, "monitor.model")
-        provider = self._part(self._provider, call, "monitor.provider")
-        gateway = self._part(self._gateway, call, "monitor.gateway")
-        cache_key = (model, provider, gateway)
+        provider: object
+        gateway: object
+        cache_key: object
+        if self._fixed_parts:  # the common case: only the model varies, so it alone keys the cache
+            provider, gateway = self._provider, self._gateway
+            cache_key = model
+        else:
+            provider = self._part(self._provider, call, "monitor.provider")
+            gateway = self._part(self._gateway, call, "monitor.gateway")
+            cache_key = (model, provider, gateway)
         try:
             key = self._keys.get(cache_key)
         except TypeError:  # an unhashable model value

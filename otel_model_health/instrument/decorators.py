@@ -22,32 +22,17 @@ import wrapt
 from opentelemetry import metrics, trace
 
 from .. import semconv
-from .._internal import report_internal_error
 from ..health.types import HealthRecorder
 from .call_args import CallArgs, unwrap_descriptor
 from .call_plan import AttributesHook, CallPlan, KeyPart
 from .call_results import finish_exception
 from .generators import drive_async_generator, drive_generator
-from .measurement import CallMeasurement
 from .stream_managers import observe_result
 
 __all__ = ["CallArgs", "monitor", "probe"]
 
 _F = TypeVar("_F")
 Wrapper = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], Any]
-
-
-def _activate(m: CallMeasurement) -> object | None:
-    try:
-        return m.activate()
-    except Exception:
-        report_internal_error("decorators.activate")
-        return None
-
-
-def _deactivate(m: CallMeasurement, token: object | None) -> None:
-    if token is not None:
-        m.deactivate(token)
 
 
 def _sync_wrapper(plan: CallPlan) -> Wrapper:
@@ -57,14 +42,14 @@ def _sync_wrapper(plan: CallPlan) -> Wrapper:
         m = start(instance, args, kwargs)
         if m is None:
             return wrapped(*args, **kwargs)
-        token = _activate(m)
+        token = m.activate()
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
-            _deactivate(m, token)
+            m.deactivate(token)
             finish_exception(m, exc)
             raise
-        _deactivate(m, token)
+        m.deactivate(token)
         return observe_result(m, result)
 
     return monitored_call
@@ -81,14 +66,14 @@ def _async_wrapper(plan: CallPlan) -> Wrapper:
             return await wrapped(*args, **kwargs)
         # The span stays current across the awaits: they suspend this task only, never the caller's
         # code, and the token is detached in the same context it was attached in.
-        token = _activate(m)
+        token = m.activate()
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            _deactivate(m, token)
+            m.deactivate(token)
             finish_exception(m, exc)
             raise
-        _deactivate(m, token)
+        m.deactivate(token)
         return observe_result(m, result)
 
     return monitored_call

@@ -20,19 +20,6 @@ from .responses import ResponseInfo, read_stream_event
 StartCall = Callable[[], CallMeasurement | None]
 
 
-def _activate(m: CallMeasurement) -> object | None:
-    try:
-        return m.activate()
-    except Exception:
-        report_internal_error("generators.activate")
-        return None
-
-
-def _deactivate(m: CallMeasurement, token: object | None) -> None:
-    if token is not None:
-        m.deactivate(token)
-
-
 def _observe(m: CallMeasurement, info: ResponseInfo, item: object) -> None:
     try:
         m.first_chunk()
@@ -49,7 +36,7 @@ def drive_generator(gen: Generator[Any, Any, Any], start: StartCall) -> Generato
     sent: Any = None
     thrown: BaseException | None = None
     while True:
-        token = _activate(m)
+        token = m.activate()
         try:
             if thrown is None:
                 item = gen.send(sent)
@@ -57,26 +44,26 @@ def drive_generator(gen: Generator[Any, Any, Any], start: StartCall) -> Generato
                 exc, thrown = thrown, None
                 item = gen.throw(exc)
         except StopIteration as stop:
-            _deactivate(m, token)
+            m.deactivate(token)
             finish_complete(m, info)
             return stop.value
         except BaseException as exc:
-            _deactivate(m, token)
+            m.deactivate(token)
             finish_exception(m, exc, info)
             raise
-        _deactivate(m, token)
+        m.deactivate(token)
         _observe(m, info, item)
         try:
             sent = yield item
         except GeneratorExit:
-            token = _activate(m)
+            token = m.activate()
             try:
                 gen.close()
             except BaseException as exc:
-                _deactivate(m, token)
+                m.deactivate(token)
                 finish_exception(m, exc, info)
                 raise
-            _deactivate(m, token)
+            m.deactivate(token)
             finish_cancelled(m, info)
             raise
         except BaseException as exc:  # caller's throw(): hand it to the user's generator
@@ -89,7 +76,7 @@ async def drive_async_generator(agen: AsyncGenerator[Any, Any], start: StartCall
     sent: Any = None
     thrown: BaseException | None = None
     while True:
-        token = _activate(m) if m is not None else None
+        token = m.activate() if m is not None else None
         try:
             if thrown is None:
                 item = await agen.asend(sent)
@@ -98,30 +85,30 @@ async def drive_async_generator(agen: AsyncGenerator[Any, Any], start: StartCall
                 item = await agen.athrow(exc)
         except StopAsyncIteration:
             if m is not None:
-                _deactivate(m, token)
+                m.deactivate(token)
                 finish_complete(m, info)
             return
         except BaseException as exc:
             if m is not None:
-                _deactivate(m, token)
+                m.deactivate(token)
                 finish_exception(m, exc, info)
             raise
         if m is not None:
-            _deactivate(m, token)
+            m.deactivate(token)
             _observe(m, info, item)
         try:
             sent = yield item
         except GeneratorExit:
-            token = _activate(m) if m is not None else None
+            token = m.activate() if m is not None else None
             try:
                 await agen.aclose()
             except BaseException as exc:
                 if m is not None:
-                    _deactivate(m, token)
+                    m.deactivate(token)
                     finish_exception(m, exc, info)
                 raise
             if m is not None:
-                _deactivate(m, token)
+                m.deactivate(token)
                 finish_cancelled(m, info)
             raise
         except BaseException as exc:

@@ -267,13 +267,21 @@ class CallMeasurement:
         self._t0 = default_timer()
 
     # -- context ---------------------------------------------------------------------------------------
-    def activate(self) -> object:
-        """Make this call's span current (and this call the parent of nested ones); returns a token."""
-        current = otel_context.get_current()
-        return otel_context.attach(otel_context.Context({**current, _SPAN_KEY: self.span, _ACTIVE_KEY: self}))
+    def activate(self) -> object | None:
+        """Make this call's span current (and this call the parent of nested ones); returns a token for
+        ``deactivate``, None if that failed (the call then runs with the caller's context)."""
+        try:
+            current = otel_context.get_current()
+            values = otel_context.Context({**current, _SPAN_KEY: self.span, _ACTIVE_KEY: self})
+            return otel_context.attach(values)
+        except Exception:
+            report_internal_error("measurement.activate")
+            return None
 
     @staticmethod
-    def deactivate(token: object) -> None:
+    def deactivate(token: object | None) -> None:
+        if token is None:
+            return
         try:
             otel_context.detach(token)  # type: ignore[arg-type]
         except Exception:

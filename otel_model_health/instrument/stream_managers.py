@@ -203,21 +203,14 @@ class AwaitableProxy(wrapt.ObjectProxy[Any]):
 
 
 def _await(awaitable: Any, m: CallMeasurement) -> Generator[Any, Any, Any]:
-    token: object | None = None
-    if not m.done:
-        try:
-            token = m.activate()
-        except Exception:
-            report_internal_error("stream_managers.await.activate")
+    token = None if m.done else m.activate()
     try:
         result = yield from awaitable.__await__()
     except BaseException as exc:
-        if token is not None:
-            m.deactivate(token)
+        m.deactivate(token)
         finish_exception(m, exc)
         raise
-    if token is not None:
-        m.deactivate(token)
+    m.deactivate(token)
     if m.done:
         return result
     return observe_result(m, result)

@@ -42,17 +42,10 @@ class StreamObserver:
         self._first = True
 
     def activate(self) -> object | None:
-        if self.m.done:
-            return None
-        try:
-            return self.m.activate()
-        except Exception:
-            report_internal_error("streams.activate")
-            return None
+        return None if self.m.done else self.m.activate()
 
     def deactivate(self, token: object | None) -> None:
-        if token is not None:
-            self.m.deactivate(token)
+        self.m.deactivate(token)
 
     def chunk(self) -> None:
         if self._first:

@@ -164,6 +164,25 @@ def test_activate_makes_span_and_call_current_and_keeps_other_values(env: Any) -
         otel_context.detach(outer_token)
 
 
+def test_activate_never_raises(env: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    inst, exporter, _reader, recorder = env
+    m = start_call(inst, key=KEY, operation_name="chat")
+    assert m is not None
+    before = _internal.internal_error_count()
+
+    def broken_attach(context: object) -> object:
+        raise RuntimeError("context machinery broken")
+
+    monkeypatch.setattr(otel_context, "attach", broken_attach)
+    token = m.activate()
+    assert token is None
+    m.deactivate(token)  # a no-op, as the call then ran in the caller's context
+    assert _internal.internal_error_count() == before + 1
+    m.finish(status_code=200)
+    assert recorder.calls[0][1] is Outcome.SUCCESS
+    assert len(exporter.get_finished_spans()) == 1
+
+
 def test_innermost_call_wins(env: Any) -> None:
     inst, exporter, reader, recorder = env
     outer = start_call(inst, key=KEY, operation_name="chat")
