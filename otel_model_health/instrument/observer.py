@@ -93,9 +93,8 @@ class CallObserver:
 
     def content(self, body: bytes) -> None:
         """A response whose body was already read (e.g. an in-memory transport): judge it now."""
-        self.first_bytes()
-        self.chunk(body)
-        self.eof()
+        self.handing(body)
+        self.eof()  # parses it first
 
     def first_bytes(self) -> None:
         """The first bytes of the body reached the caller: time to first chunk, for streams."""
@@ -136,12 +135,6 @@ class CallObserver:
             report_internal_error("observer.chunk")
             self._sse = None  # stop parsing; the outcome still comes from how the stream ends
             self._body = None
-
-    def chunk(self, data: bytes) -> None:
-        """``data`` reached the caller (after any chunk still pending): parse it now."""
-        self.handed()
-        self._pending = data
-        self.handed()
 
     def eof(self) -> None:
         """The body ended cleanly."""

@@ -243,6 +243,7 @@ def bench_transport(base_url: str, scale: Scale, providers: Providers) -> Result
         bars += [
             Bar(f"{module_name}: ours", us(added_ours)),
             Bar(f"{module_name}: otel-httpx", us(added_otel), baseline=True),
+            Bar(f"{module_name}: SDK floor", us(floor), baseline=True),
         ]
         if module_name == "httpx2":
             workload = _profile_calls(module, providers, url, scale.n(600))

@@ -65,7 +65,7 @@ ratios much less.
 ## What was optimised, before and after
 
 Two full runs of the code before (commit `21d4965`) and two after this round of work, alternated on the
-same machine (old, new, old, new); each cell gives both runs. The transport figures over loopback move
+same machine (old, new, old, new); each figure gives both runs. The transport figures over loopback move
 by a fifth from run to run, so read them with the SDK floor next to them.
 
 - **Stream, added CPU per chunk event**: 10.5 / 8.0 -> 6.7 / 5.6 µs. One-event SSE chunks are cut out
