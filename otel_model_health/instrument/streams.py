@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import inspect
 import sys
-from collections.abc import AsyncIterator, Awaitable, Iterator
+import types
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, Final
 
 import wrapt
@@ -103,6 +104,23 @@ class StreamObserver:
             finish_cancelled(self.m, self.info)
 
 
+class _IfWrappedHas:
+    """A proxy method that exists only when the wrapped stream has an attribute of the same name, so
+    ``hasattr``, ``getattr`` and ``with`` answer as the stream itself would (``AttributeError`` when
+    it has none) instead of finding our method."""
+
+    def __init__(self, method: Callable[..., Any]) -> None:
+        self._method = method
+        self._name = method.__name__
+        self.__doc__ = method.__doc__
+
+    def __get__(self, proxy: Any, owner: type | None = None) -> Any:
+        if proxy is None:
+            return self
+        getattr(proxy.__wrapped__, self._name)  # raises as the stream would
+        return types.MethodType(self._method, proxy)
+
+
 def abandon(proxy: Any) -> None:
     """``__del__`` of a proxy: finish an unfinished call as cancelled (once: ``finish`` is idempotent)."""
     try:
@@ -145,16 +163,19 @@ class SyncStreamProxy(wrapt.ObjectProxy[Any]):
         observer.item(item)
         return item
 
+    @_IfWrappedHas
     def __enter__(self) -> Any:
         inner = self.__wrapped__.__enter__()
         return self if inner is self.__wrapped__ else inner
 
+    @_IfWrappedHas
     def __exit__(self, *exc_info: Any) -> Any:
         try:
             return self.__wrapped__.__exit__(*exc_info)
         finally:
             self._self_observer.closed()
 
+    @_IfWrappedHas
     def close(self) -> Any:
         try:
             return self.__wrapped__.close()
@@ -179,18 +200,23 @@ class SyncManagedStreamProxy(SyncStreamProxy):
         observer.final(result, self.__wrapped__)
         return self if result is self.__wrapped__ else result
 
+    @_IfWrappedHas
     def until_done(self, *args: Any, **kwargs: Any) -> Any:
         return self._self_final("until_done", args, kwargs)
 
+    @_IfWrappedHas
     def get_final_message(self, *args: Any, **kwargs: Any) -> Any:
         return self._self_final("get_final_message", args, kwargs)
 
+    @_IfWrappedHas
     def get_final_text(self, *args: Any, **kwargs: Any) -> Any:
         return self._self_final("get_final_text", args, kwargs)
 
+    @_IfWrappedHas
     def get_final_completion(self, *args: Any, **kwargs: Any) -> Any:
         return self._self_final("get_final_completion", args, kwargs)
 
+    @_IfWrappedHas
     def get_final_response(self, *args: Any, **kwargs: Any) -> Any:
         return self._self_final("get_final_response", args, kwargs)
 
@@ -244,19 +270,23 @@ class AsyncStreamProxy(wrapt.ObjectProxy[Any]):
         observer.item(item)
         return item
 
+    @_IfWrappedHas
     async def __aenter__(self) -> Any:
         inner = await self.__wrapped__.__aenter__()
         return self if inner is self.__wrapped__ else inner
 
+    @_IfWrappedHas
     async def __aexit__(self, *exc_info: Any) -> Any:
         try:
             return await self.__wrapped__.__aexit__(*exc_info)
         finally:
             self._self_observer.closed()
 
+    @_IfWrappedHas
     def close(self) -> Any:
         return self._self_closing(self.__wrapped__.close)
 
+    @_IfWrappedHas
     def aclose(self) -> Any:
         return self._self_closing(self.__wrapped__.aclose)
 
@@ -297,18 +327,23 @@ class AsyncManagedStreamProxy(AsyncStreamProxy):
         observer.final(result, self.__wrapped__)
         return self if result is self.__wrapped__ else result
 
+    @_IfWrappedHas
     async def until_done(self, *args: Any, **kwargs: Any) -> Any:
         return await self._self_final("until_done", args, kwargs)
 
+    @_IfWrappedHas
     async def get_final_message(self, *args: Any, **kwargs: Any) -> Any:
         return await self._self_final("get_final_message", args, kwargs)
 
+    @_IfWrappedHas
     async def get_final_text(self, *args: Any, **kwargs: Any) -> Any:
         return await self._self_final("get_final_text", args, kwargs)
 
+    @_IfWrappedHas
     async def get_final_completion(self, *args: Any, **kwargs: Any) -> Any:
         return await self._self_final("get_final_completion", args, kwargs)
 
+    @_IfWrappedHas
     async def get_final_response(self, *args: Any, **kwargs: Any) -> Any:
         return await self._self_final("get_final_response", args, kwargs)
 

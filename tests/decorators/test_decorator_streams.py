@@ -315,3 +315,83 @@ async def test_coroutine_of_a_plain_function_run_as_a_task(
     outcomes = [(r.outcome, r.kwargs["error_type"]) for r in telemetry.recorder.records]
     assert outcomes == [(Outcome.SUCCESS, None), (Outcome.FAILURE, "503"), (Outcome.SUCCESS, None)]
     assert "Failed to detach context" not in caplog.text
+
+
+class BareIterator:
+    """An iterator with nothing else: no close, no ``with``, no final methods."""
+
+    def __init__(self, events: list[Any]) -> None:
+        self._events = iter(events)
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        return next(self._events)
+
+
+class BareAsyncIterator:
+    def __init__(self, events: list[Any]) -> None:
+        self._events = iter(events)
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            return next(self._events)
+        except StopIteration:
+            raise StopAsyncIteration from None
+
+
+# wrapt's ObjectProxy itself always has the four context-manager methods (forwarding them); ours, and
+# the methods we observe, exist only when the stream has them.
+SYNC_METHODS = ("close", "aclose", "__enter__", "__exit__")
+ASYNC_METHODS = ("close", "aclose", "__aenter__", "__aexit__")
+FINAL_METHODS = ("until_done", "get_final_message", "get_final_text", "get_final_completion")
+
+
+def test_proxy_has_only_the_methods_the_stream_has(telemetry: Any) -> None:
+    for inner in (BareIterator(list(ANTHROPIC_EVENTS)), Stream(list(ANTHROPIC_EVENTS))):
+        stream = monitor(**telemetry.options())(lambda model, inner=inner: inner)("c")
+        assert isinstance(stream, wrapt.ObjectProxy)
+        for name in SYNC_METHODS:
+            assert hasattr(stream, name) is hasattr(inner, name), name
+        stream.close() if hasattr(inner, "close") else list(stream)
+    assert telemetry.recorder.outcomes == [Outcome.SUCCESS, Outcome.NEUTRAL]
+    bare = monitor(**telemetry.options())(lambda model: BareIterator(list(ANTHROPIC_EVENTS)))("c")
+    with pytest.raises(AttributeError):
+        bare.close()
+    # Asking for a method the stream lacks ends nothing: the call is measured when the stream ends.
+    assert len(telemetry.recorder.outcomes) == 2
+    assert list(bare) == ANTHROPIC_EVENTS
+    assert telemetry.recorder.outcomes == [Outcome.SUCCESS, Outcome.NEUTRAL, Outcome.SUCCESS]
+
+    managed_inner = MessageStream(list(ANTHROPIC_EVENTS))
+    managed = monitor(**telemetry.options())(lambda model: managed_inner)("c")
+    for name in FINAL_METHODS:
+        assert hasattr(managed, name) is hasattr(managed_inner, name), name
+    assert managed.get_final_message()["model"] == "claude-x"
+
+
+def test_with_on_a_proxy_of_a_stream_without_it_fails_as_the_stream_would(telemetry: Any) -> None:
+    stream = monitor(**telemetry.options())(lambda model: BareIterator(list(ANTHROPIC_EVENTS)))("c")
+    with pytest.raises((AttributeError, TypeError)):
+        with stream:
+            pass
+    assert list(stream) == ANTHROPIC_EVENTS
+    assert telemetry.recorder.outcomes == [Outcome.SUCCESS]
+
+
+async def test_async_proxy_has_only_the_methods_the_stream_has(telemetry: Any) -> None:
+    for inner in (BareAsyncIterator(list(ANTHROPIC_EVENTS)), AsyncStream(list(ANTHROPIC_EVENTS))):
+
+        @monitor(**telemetry.options())
+        async def create(model: str, inner: Any = inner) -> Any:
+            return inner
+
+        stream = await create("c")
+        for name in ASYNC_METHODS:
+            assert hasattr(stream, name) is hasattr(inner, name), name
+        assert [event async for event in stream] == ANTHROPIC_EVENTS
+    assert telemetry.recorder.outcomes == [Outcome.SUCCESS, Outcome.SUCCESS]
