@@ -1,12 +1,14 @@
 """A bounded copy of a response body, decompressed within a cap, and parsed as JSON.
 
 The transport sees the body as it came off the wire (httpx decodes ``Content-Encoding`` later, in the
-caller's ``Response``), so gzip/deflate/br are undone here on our own copy. Every step is capped, so a
+caller's ``Response``), so gzip/deflate/br/zstd are undone here on our own copy. Every step is capped, so a
 compressed bomb or a huge body costs at most ``MAX_DECODED`` bytes and is then ignored.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import zlib
 from typing import Any, Final
 
@@ -23,6 +25,23 @@ except ImportError:  # pragma: no cover - depends on the environment
         import brotlicffi as _brotli  # type: ignore[import-not-found,no-redef,unused-ignore]
     except ImportError:
         _brotli = None
+
+
+# zstd: the decompressor httpx2 uses (compression.zstd from Python 3.14, else backports.zstd), or the one
+# httpx uses (zstandard). Each client asks for zstd only when its module is installed.
+_ZstdDecompressor: Any = None
+_zstandard: Any = None
+try:
+    from compression.zstd import (  # type: ignore[import-not-found,no-redef,unused-ignore]
+        ZstdDecompressor as _ZstdDecompressor,
+    )
+except ImportError:
+    with contextlib.suppress(ImportError):  # depends on the environment
+        from backports.zstd import (  # type: ignore[import-not-found,no-redef,unused-ignore]
+            ZstdDecompressor as _ZstdDecompressor,
+        )
+with contextlib.suppress(ImportError):  # depends on the environment
+    import zstandard as _zstandard  # type: ignore[import-not-found,no-redef,unused-ignore]
 
 
 class TooLarge(Exception):
@@ -84,6 +103,28 @@ def _br(data: bytes) -> bytes:
     return out
 
 
+def _zstd(data: bytes) -> bytes:
+    """One or more zstd frames, within ``MAX_DECODED``; truncated data raises ValueError (malformed)."""
+    if _ZstdDecompressor is not None:
+        out = b""
+        while data:
+            decompressor = _ZstdDecompressor()
+            out += decompressor.decompress(data, MAX_DECODED + 1 - len(out))
+            if len(out) > MAX_DECODED or not (decompressor.eof or decompressor.needs_input):
+                raise TooLarge
+            if not decompressor.eof:
+                raise ValueError("truncated zstd data")
+            data = decompressor.unused_data
+        return out
+    if _zstandard is not None:
+        reader = _zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True)
+        decoded: bytes = reader.read(MAX_DECODED + 1)
+        if len(decoded) > MAX_DECODED:
+            raise TooLarge
+        return decoded  # truncated data reads short: the JSON parse then finds it malformed
+    raise Unsupported("zstd")
+
+
 class Malformed(Exception):
     """The body is not what it claims to be: corrupt compression, or not JSON."""
 
@@ -102,6 +143,8 @@ def decode(data: bytes, content_encoding: str | None) -> bytes:
                     data = _deflate(data)
                 elif coding == "br":
                     data = _br(data)
+                elif coding == "zstd":
+                    data = _zstd(data)
                 else:
                     raise Unsupported(coding)
             except (TooLarge, Unsupported):

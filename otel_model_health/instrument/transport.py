@@ -128,15 +128,18 @@ class _Core:
         try:
             headers = response.headers
             status: int = response.status_code
+            content = getattr(response, "_content", None)
+            if not isinstance(content, bytes):
+                content = None
             observer.response(
                 status,
                 headers.get("content-type"),
-                headers.get("content-encoding"),
+                # A body already read (in-memory transports) is already decoded too.
+                headers.get("content-encoding") if content is None else None,
                 _retry_after(headers) if status >= 400 else None,
             )
-            content = getattr(response, "_content", None)
-            if isinstance(content, bytes):
-                observer.content(content)  # already read and decoded (in-memory transports)
+            if content is not None:
+                observer.content(content)
             else:
                 response.stream = stream_cls(response.stream, observer)
         except Exception:

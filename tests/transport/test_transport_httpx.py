@@ -4,10 +4,13 @@ instrument_client keeping proxies and limits, error paths, secrets."""
 from __future__ import annotations
 
 import gc
+import gzip
 import json
 import threading
+from collections.abc import Iterator
 from typing import Any
 
+import backports.zstd as backports_zstd
 import httpx
 import httpx2
 import openai
@@ -290,3 +293,44 @@ def test_exception_whose_str_raises_is_reraised_and_recorded(telemetry: Telemetr
     assert caught.value is error
     assert telemetry.recorder.outcomes == [(Outcome.FAILURE, "connection_error")]
     assert telemetry.recorder.records[0].kwargs["error_message"] == "_UnprintableConnectError"
+
+
+def _compressed(encoding: str, data: bytes) -> bytes:
+    return gzip.compress(data) if encoding == "gzip" else backports_zstd.compress(data)
+
+
+@pytest.mark.parametrize("streamed", [True, False])
+@pytest.mark.parametrize("encoding", ["zstd", "gzip"])
+@pytest.mark.parametrize("module", [httpx, httpx2])
+def test_compressed_bodies_are_read_and_judged(
+    module: Any, encoding: str, streamed: bool, telemetry: Telemetry
+) -> None:
+    # Each client asks for zstd when its decoder is installed (httpx: zstandard; httpx2: backports.zstd or
+    # Python 3.14's compression.zstd); the provider may then answer with it. Streamed, the transport sees
+    # the compressed bytes; read in memory (MockTransport with content=), the already decoded ones.
+    good = json.dumps({"id": "z-1", "model": "gpt-4o", "usage": {"prompt_tokens": 3, "completion_tokens": 4}})
+    bodies_sent = [_compressed(encoding, good.encode()), _compressed(encoding, b'{"id": "z-2", "mod')]
+
+    class Body(module.SyncByteStream):  # type: ignore[misc,name-defined]
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+        def __iter__(self) -> Iterator[bytes]:
+            yield self.data
+
+    def handler(request: Any) -> Any:
+        data = bodies_sent.pop(0)
+        headers = {"content-type": "application/json", "content-encoding": encoding}
+        if streamed:
+            return module.Response(200, stream=Body(data), headers=headers)
+        return module.Response(200, content=data, headers=headers)
+
+    transport = ModelHealthTransport(module.MockTransport(handler), **telemetry.options())
+    with module.Client(transport=transport) as client:
+        assert encoding in client.headers["accept-encoding"]
+        assert client.post("https://api.openai.com/v1/chat/completions", json=CHAT).json()["id"] == "z-1"
+        with pytest.raises(json.JSONDecodeError):  # the caller's own parse fails on the cut body
+            client.post("https://api.openai.com/v1/chat/completions", json=CHAT).json()
+    assert telemetry.recorder.outcomes == [(Outcome.SUCCESS, None), (Outcome.FAILURE, "malformed_response")]
+    attributes = dict(telemetry.model_spans()[0].attributes or {})
+    assert (attributes["gen_ai.usage.input_tokens"], attributes["gen_ai.usage.output_tokens"]) == (3, 4)
