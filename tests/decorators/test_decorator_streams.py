@@ -100,10 +100,11 @@ class MessageStreamManager:
         self.stream.close()
 
 
-class AsyncStream:
+class BareAsyncIterator:
+    """An async iterator with nothing else: no close, no ``async with``."""
+
     def __init__(self, events: list[Any]) -> None:
         self._events = iter(events)
-        self.closed = False
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self
@@ -113,6 +114,12 @@ class AsyncStream:
             return next(self._events)
         except StopIteration:
             raise StopAsyncIteration from None
+
+
+class AsyncStream(BareAsyncIterator):
+    def __init__(self, events: list[Any]) -> None:
+        super().__init__(events)
+        self.closed = False
 
     async def __aenter__(self) -> AsyncStream:
         return self
@@ -328,20 +335,6 @@ class BareIterator:
 
     def __next__(self) -> Any:
         return next(self._events)
-
-
-class BareAsyncIterator:
-    def __init__(self, events: list[Any]) -> None:
-        self._events = iter(events)
-
-    def __aiter__(self) -> AsyncIterator[Any]:
-        return self
-
-    async def __anext__(self) -> Any:
-        try:
-            return next(self._events)
-        except StopIteration:
-            raise StopAsyncIteration from None
 
 
 # wrapt's ObjectProxy itself always has the four context-manager methods (forwarding them); ours, and

@@ -31,16 +31,9 @@ from otel_model_health.health.registry import HealthRegistry, _Entry
 from otel_model_health.health.types import BreakerConfig, HealthTransition
 from otel_model_health.keys import ModelKey
 from otel_model_health.outcomes import Classification, Outcome, classify_span
+from otel_model_health.testing.clock import ManualClock
 
 WALL = 1_700_000_000.0
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def __call__(self) -> float:
-        return self.t
 
 
 class SlowPathRegistry(HealthRegistry):
@@ -79,10 +72,10 @@ class CountingRegistry(HealthRegistry):
         super()._record_open_failure_locked(*args)
 
 
-def _pair(config: BreakerConfig, clock: FakeClock) -> list[tuple[HealthRegistry, list[HealthTransition]]]:
+def _pair(config: BreakerConfig, clock: ManualClock) -> list[tuple[HealthRegistry, list[HealthTransition]]]:
     pair: list[tuple[HealthRegistry, list[HealthTransition]]] = []
     for cls in (CountingRegistry, SlowPathRegistry):
-        registry = cls(config=config, clock=clock, wall_clock=lambda: clock.t + WALL, random=random.Random(7))
+        registry = cls(config=config, clock=clock, wall_clock=lambda: clock() + WALL, random=random.Random(7))
         transitions: list[HealthTransition] = []
         registry.subscribe(transitions.append)
         pair.append((registry, transitions))
@@ -102,19 +95,19 @@ def test_open_failure_fast_path_matches_the_slow_path(window_kind: str, seed: in
         jitter=0.2,
         stale_after_s=0.0,
     )
-    clock = FakeClock()
+    clock = ManualClock(100.0)
     (fast, fast_transitions), (slow, slow_transitions) = _pair(config, clock)
     keys = [ModelKey(provider="p", model=m) for m in ("a", "b", "c")]
     rng = random.Random(seed)
     outcomes = [Outcome.FAILURE] * 6 + [Outcome.SUCCESS] * 3 + [Outcome.RATE_LIMITED, Outcome.NEUTRAL]
     for _ in range(600):
-        clock.t += rng.choice([0.0, 0.0, 0.1, 0.5, 2.0, 6.0])
+        clock.advance(rng.choice([0.0, 0.0, 0.1, 0.5, 2.0, 6.0]))
         key = rng.choice(keys)
         outcome = rng.choice(outcomes)
         kwargs: dict[str, Any] = {
             "operation": rng.choice(["inference", "embeddings"]),
             "latency_s": rng.choice([None, 0.2, 1.5]),
-            "started_at": clock.t - rng.choice([0.0, 1.0, 8.0]),
+            "started_at": clock() - rng.choice([0.0, 1.0, 8.0]),
         }
         if outcome is Outcome.FAILURE:
             kwargs |= {"error_type": "503", "status_code": 503, "error_message": rng.choice([None, "down"])}
@@ -127,7 +120,7 @@ def test_open_failure_fast_path_matches_the_slow_path(window_kind: str, seed: in
 
 
 def test_open_failure_fast_path_is_taken_only_while_open() -> None:
-    clock = FakeClock()
+    clock = ManualClock(100.0)
     registry = CountingRegistry(config=BreakerConfig(jitter=0.0, open_wait_s=10.0), clock=clock)
     key = ModelKey(provider="p", model="m")
     for _ in range(5):  # consecutive_failures=5 by default: the fifth opens the breaker
@@ -135,7 +128,7 @@ def test_open_failure_fast_path_is_taken_only_while_open() -> None:
     assert registry.fast == 0
     registry.record(key, Outcome.FAILURE)
     assert registry.fast == 1
-    clock.t += 10.0  # the wait elapsed: half-open is due, the slow path must see it
+    clock.advance(10.0)  # the wait elapsed: half-open is due, the slow path must see it
     registry.record(key, Outcome.FAILURE)
     assert registry.fast == 1
 
@@ -245,7 +238,7 @@ def _finished_spans() -> list[ReadableSpan]:
 
 def test_processor_fast_and_fallback_paths_record_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
     spans = _finished_spans()
-    clock = FakeClock()
+    clock = ManualClock(100.0)
     results = []
     for fast in (True, False):
         if not fast:  # no class has this property object: every span takes span.attributes
