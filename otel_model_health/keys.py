@@ -36,6 +36,11 @@ PROVIDER_ALIASES: Final[dict[str, str]] = {
 }
 
 
+def clean_text(value: object, cap: int) -> str:
+    """``value`` as a trimmed string of at most ``cap`` printable characters (others become ``?``)."""
+    return _clean(value, cap)
+
+
 def _clean(value: object, cap: int) -> str:
     text = value if isinstance(value, str) else str(value)
     text = text.strip()

@@ -21,6 +21,9 @@ class Outcome(enum.StrEnum):
     FAILURE = "failure"  # counts against the model
     RATE_LIMITED = "rate_limited"  # not a failure; makes the key unavailable until Retry-After
     NEUTRAL = "neutral"  # recorded, not held against the model (bad request, caller cancelled)
+    # The caller's mistakes, not the model's health: counted and visible, never in a window or an incident.
+    UNKNOWN_MODEL = "unknown_model"  # 404 for a model never seen to succeed (a typo, a made-up name)
+    AUTH_ERROR = "auth_error"  # 401/402/403, per-account quota: the credential, not the model
 
 
 class StreamEnd(enum.StrEnum):
@@ -51,6 +54,24 @@ STREAM_ERROR: Final = "stream_error"  # an `error` event whose type the provider
 SUCCESS: Final = Classification(Outcome.SUCCESS, None)
 
 _NEUTRAL_STATUSES: Final = frozenset({400, 413, 422})
+# 401 bad key, 402 out of credits (OpenRouter), 403 not allowed: one account's problem, not the model's.
+_CREDENTIAL_STATUSES: Final = frozenset({401, 402, 403})
+# Error codes / types providers use for problems of one account rather than of the model (OpenAI's
+# `insufficient_quota` comes with a 429 but is no rate limit: it does not go away by waiting).
+CREDENTIAL_ERROR_CODES: Final = frozenset(
+    {
+        "insufficient_quota",
+        "billing_hard_limit_reached",
+        "billing_not_active",
+        "invalid_api_key",
+        "account_deactivated",
+        "authentication_error",
+        "permission_error",
+        "permission_denied",
+        "unauthorized",
+    }
+)
+AUTH: Final = Classification(Outcome.AUTH_ERROR, AUTH_ERROR)
 
 # Exception class names (any class in the MRO) of the openai / anthropic SDKs, httpx(2) and the
 # standard library, mapped to an outcome. Looked up by name so no SDK needs importing.
@@ -68,14 +89,15 @@ _EXCEPTION_NAMES: Final[dict[str, Classification]] = {
     "OverloadedError": Classification(Outcome.FAILURE, "529"),
     "ServiceUnavailableError": Classification(Outcome.FAILURE, "503"),
     "NotFoundError": Classification(Outcome.FAILURE, MODEL_NOT_FOUND),
-    "AuthenticationError": Classification(Outcome.FAILURE, AUTH_ERROR),
-    "PermissionDeniedError": Classification(Outcome.FAILURE, AUTH_ERROR),
+    "AuthenticationError": AUTH,
+    "PermissionDeniedError": AUTH,
     "BadRequestError": Classification(Outcome.NEUTRAL, "400"),
     "UnprocessableEntityError": Classification(Outcome.NEUTRAL, "422"),
     "RequestTooLargeError": Classification(Outcome.NEUTRAL, "413"),
     "CancelledError": Classification(Outcome.NEUTRAL, CANCELLED),
     "GeneratorExit": Classification(Outcome.NEUTRAL, CANCELLED),
     "KeyboardInterrupt": Classification(Outcome.NEUTRAL, CANCELLED),
+    "SystemExit": Classification(Outcome.NEUTRAL, CANCELLED),  # the process is stopping, like Ctrl-C
 }
 
 # `error.type` values other instrumentations put on GenAI spans: SDK exception names (above) and
@@ -89,14 +111,13 @@ _ERROR_TYPE_NAMES: Final[dict[str, Classification]] = {
     "rate_limit_exceeded": Classification(Outcome.RATE_LIMITED, "429"),
     "not_found_error": Classification(Outcome.FAILURE, MODEL_NOT_FOUND),
     "model_not_found": Classification(Outcome.FAILURE, MODEL_NOT_FOUND),
-    "authentication_error": Classification(Outcome.FAILURE, AUTH_ERROR),
-    "permission_error": Classification(Outcome.FAILURE, AUTH_ERROR),
+    **dict.fromkeys(CREDENTIAL_ERROR_CODES, AUTH),
     "invalid_request_error": Classification(Outcome.NEUTRAL, "invalid_request_error"),
     TIMEOUT: Classification(Outcome.FAILURE, TIMEOUT),
     CONNECTION_ERROR: Classification(Outcome.FAILURE, CONNECTION_ERROR),
     INCOMPLETE_STREAM: Classification(Outcome.FAILURE, INCOMPLETE_STREAM),
     MODEL_NOT_FOUND: Classification(Outcome.FAILURE, MODEL_NOT_FOUND),
-    AUTH_ERROR: Classification(Outcome.FAILURE, AUTH_ERROR),
+    AUTH_ERROR: AUTH,
     MALFORMED_RESPONSE: Classification(Outcome.FAILURE, MALFORMED_RESPONSE),
     CANCELLED: Classification(Outcome.NEUTRAL, CANCELLED),
 }
@@ -112,8 +133,8 @@ def classify_status(status_code: int) -> Classification:
         return Classification(Outcome.FAILURE, TIMEOUT)
     if status_code == 404:
         return Classification(Outcome.FAILURE, MODEL_NOT_FOUND)
-    if status_code in (401, 403):
-        return Classification(Outcome.FAILURE, AUTH_ERROR)
+    if status_code in _CREDENTIAL_STATUSES:
+        return AUTH
     if status_code >= 500:  # includes Anthropic's 529 "overloaded"
         return Classification(Outcome.FAILURE, str(status_code))
     if status_code in _NEUTRAL_STATUSES:
@@ -123,9 +144,12 @@ def classify_status(status_code: int) -> Classification:
 
 
 def classify_exception(exc: BaseException) -> Classification:
-    """Map an exception raised by a model call. SDK errors carrying ``status_code`` use the status."""
+    """Map an exception raised by a model call. SDK errors carrying ``status_code`` use the status (and
+    their ``code``, for the account errors that come with a 429)."""
     status = getattr(exc, "status_code", None)
     if isinstance(status, int) and not isinstance(status, bool):
+        if getattr(exc, "code", None) in CREDENTIAL_ERROR_CODES:
+            return AUTH
         return classify_status(status)
     for cls in type(exc).__mro__:
         hit = _EXCEPTION_NAMES.get(cls.__name__)
@@ -150,6 +174,9 @@ def classify_call(
             return Classification(Outcome.NEUTRAL, CANCELLED)
         return classify_exception(exception)
     if status_code is not None and not 200 <= status_code < 300:
+        # `stream_error_type` is then the error code of the body, when it had one.
+        if stream_error_type in CREDENTIAL_ERROR_CODES:
+            return AUTH
         return classify_status(status_code)
     if stream_end is None or stream_end is StreamEnd.COMPLETE:
         return SUCCESS
@@ -159,11 +186,21 @@ def classify_call(
         return Classification(Outcome.FAILURE, INCOMPLETE_STREAM)
     if stream_end is StreamEnd.DROPPED:
         return Classification(Outcome.FAILURE, CONNECTION_ERROR)
-    # ERROR_EVENT: a rate-limit error event is still a rate limit.
-    named = _ERROR_TYPE_NAMES.get(stream_error_type or "")
-    if named is not None and named.outcome is Outcome.RATE_LIMITED:
-        return named
-    return Classification(Outcome.FAILURE, stream_error_type or STREAM_ERROR)
+    return classify_error_object(stream_error_type)
+
+
+def classify_error_object(error_type: str | None) -> Classification:
+    """An error event in a 200 stream, or an ``{"error": …}`` object as a 200 body: a failure unless the
+    error says otherwise (a rate limit, a bad request, the caller's credentials). A numeric code
+    (OpenRouter puts the HTTP status there) is read as a status."""
+    if not error_type:
+        return Classification(Outcome.FAILURE, STREAM_ERROR)
+    if error_type.isdigit() and len(error_type) == 3:
+        status = classify_status(int(error_type))
+        if status.outcome is not Outcome.SUCCESS:
+            return status
+    named = _ERROR_TYPE_NAMES.get(error_type)
+    return named if named is not None else Classification(Outcome.FAILURE, error_type)
 
 
 def classify_span(attributes: Mapping[str, Any], *, status_is_error: bool) -> Classification:
@@ -183,6 +220,18 @@ def classify_span(attributes: Mapping[str, Any], *, status_is_error: bool) -> Cl
     if status_is_error:
         return Classification(Outcome.FAILURE, semconv.ERROR_TYPE_OTHER)
     return SUCCESS
+
+
+def not_the_models_failure(classification: Classification, *, model_succeeded_before: bool) -> Classification:
+    """A 404 "model not found" is the model's failure only for a model that has worked before (removed,
+    deprecated); for a model never seen to succeed it is the caller's typo or made-up name."""
+    if (
+        classification.error_type == MODEL_NOT_FOUND
+        and classification.outcome is Outcome.FAILURE
+        and not model_succeeded_before
+    ):
+        return Classification(Outcome.UNKNOWN_MODEL, MODEL_NOT_FOUND)
+    return classification
 
 
 CallClassifier = Callable[..., Classification]

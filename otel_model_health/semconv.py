@@ -25,7 +25,9 @@ GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"  # only with content capt
 GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"  # only with content capture opted in
 
 ERROR_TYPE: Final = "error.type"
-ERROR_TYPE_OTHER: Final = "_OTHER"
+# The spec's fallback value of a low-cardinality attribute, also used for model ids past our bounds.
+OTHER_VALUE: Final = "_OTHER"
+ERROR_TYPE_OTHER: Final = OTHER_VALUE
 SERVER_ADDRESS: Final = "server.address"
 SERVER_PORT: Final = "server.port"
 HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"

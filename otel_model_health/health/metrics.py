@@ -101,6 +101,17 @@ class HealthMetrics:
                 yield Observation(
                     count, {**base, semconv.MH_OPERATION: operation, semconv.MH_OUTCOME: outcome.value}
                 )
+        for (provider, gateway, operation, outcome), count in self._registry.unattributed_outcomes().items():
+            yield Observation(
+                count,
+                {
+                    semconv.GEN_AI_PROVIDER_NAME: provider,
+                    semconv.GEN_AI_REQUEST_MODEL: semconv.OTHER_VALUE,
+                    semconv.MH_GATEWAY: gateway,
+                    semconv.MH_OPERATION: operation,
+                    semconv.MH_OUTCOME: outcome.value,
+                },
+            )
 
     def _success_rate(self) -> Iterable[Observation]:
         for state in self._registry.snapshot():

@@ -32,7 +32,7 @@ from opentelemetry.trace import SpanContext
 from .. import semconv
 from .._internal import report_internal_error
 from ..keys import DIRECT_GATEWAY, ModelKey
-from ..outcomes import Outcome
+from ..outcomes import MODEL_NOT_FOUND, Outcome
 from ..redact import MAX_MESSAGE_LENGTH, scrub
 from .breaker import CLOSED, HALF_OPEN, OPEN, Breaker, Permit, RandomSource
 from .types import (
@@ -48,7 +48,14 @@ from .types import (
 from .window import percentile
 
 # Outcome → index into an entry's per-operation counts.
-_OUTCOMES: Final = (Outcome.SUCCESS, Outcome.FAILURE, Outcome.RATE_LIMITED, Outcome.NEUTRAL)
+_OUTCOMES: Final = (
+    Outcome.SUCCESS,
+    Outcome.FAILURE,
+    Outcome.RATE_LIMITED,
+    Outcome.NEUTRAL,
+    Outcome.UNKNOWN_MODEL,
+    Outcome.AUTH_ERROR,
+)
 _OUTCOME_INDEX: Final[dict[Outcome, int]] = {o: i for i, o in enumerate(_OUTCOMES)}
 # Module constants: an enum member read through its class (`Outcome.SUCCESS`) costs a lookup per record.
 _SUCCESS_OUTCOME: Final = Outcome.SUCCESS
@@ -56,11 +63,16 @@ _FAILURE_OUTCOME: Final = Outcome.FAILURE
 _I_SUCCESS: Final = 0
 _I_FAILURE: Final = 1
 _I_RATE_LIMITED: Final = 2
+# Outcomes that are the caller's mistake, not the model's health: counted, never judged (docs/outcomes.md).
+_CALLERS_MISTAKES: Final = frozenset({Outcome.UNKNOWN_MODEL, Outcome.AUTH_ERROR})
+# Caller's mistakes of models the registry does not track are counted per (provider, gateway, operation,
+# outcome), under the model `_OTHER`: made-up model names must not become keys, series or /health rows.
+MAX_UNATTRIBUTED: Final = 256
 _MAX_RAW_MESSAGE: Final = 2 * MAX_MESSAGE_LENGTH  # scrub() reads at most this much
 
 # Distinct `model_health.operation` values tracked per key; more are folded into one (cardinality).
 MAX_OPERATIONS_PER_KEY: Final = 8
-OTHER_OPERATION: Final = "_OTHER"
+OTHER_OPERATION: Final = semconv.OTHER_VALUE
 
 _HEALTHY: Final = HealthStatus.HEALTHY
 _DEGRADED: Final = HealthStatus.DEGRADED
@@ -125,6 +137,10 @@ class _Entry:
         self.incident_failed = 0
 
 
+def _has_succeeded(entry: _Entry) -> bool:
+    return any(counts[_I_SUCCESS] for counts in entry.totals.values())
+
+
 # Registries alive in this process, so a forked child can give each fresh locks.
 _REGISTRIES: Final[weakref.WeakSet[HealthRegistry]] = weakref.WeakSet()
 
@@ -164,6 +180,7 @@ class HealthRegistry:
         self._scratch: list[HealthTransition] = []
         self._offset: float | None = None  # wall - monotonic, per locked section that needs it
         self._evictions = 0
+        self._unattributed: dict[tuple[str, str, str, Outcome], int] = {}
         _REGISTRIES.add(self)
 
     # --- clocks ------------------------------------------------------------------------------
@@ -266,6 +283,16 @@ class HealthRegistry:
                 try:
                     now = self._clock()
                     entry = self._entries.get(key)
+                    if outcome is not _SUCCESS_OUTCOME and (
+                        outcome in _CALLERS_MISTAKES
+                        or (
+                            error_type == MODEL_NOT_FOUND
+                            and outcome is _FAILURE_OUTCOME
+                            and (entry is None or not _has_succeeded(entry))
+                        )
+                    ):
+                        self._record_callers_mistake_locked(key, entry, outcome, operation, started_at, now)
+                        return
                     if entry is None:
                         entry = self._create_locked(key, now)
                     else:
@@ -319,6 +346,46 @@ class HealthRegistry:
         except Exception:
             report_internal_error("HealthRegistry.record")
 
+    def _record_callers_mistake_locked(
+        self,
+        key: ModelKey,
+        entry: _Entry | None,
+        outcome: Outcome,
+        operation: str,
+        started_at: float | None,
+        now: float,
+    ) -> None:
+        """Counted, visible in metrics; no window, incident, status or LRU touch, no new key. A half-open
+        trial permit still returns: the call ended."""
+        if outcome is _FAILURE_OUTCOME:
+            outcome = Outcome.UNKNOWN_MODEL  # a 404 for a model never seen to succeed
+        if entry is not None:
+            self._counts_locked(entry, operation)[_OUTCOME_INDEX[outcome]] += 1
+            self._advance_locked(entry, now)
+            entry.breaker.on_other(started_at)
+            return
+        bucket = (key.provider, key.gateway, str(operation), outcome)
+        table = self._unattributed
+        if bucket not in table and len(table) >= MAX_UNATTRIBUTED:
+            bucket = (semconv.OTHER_VALUE, semconv.OTHER_VALUE, semconv.OTHER_VALUE, outcome)
+        table[bucket] = table.get(bucket, 0) + 1
+
+    def has_succeeded(self, key: ModelKey) -> bool:
+        """The key has recorded a success since it was first seen (or last evicted): a 404 for it is then
+        the model's failure (removed, deprecated), not a caller's made-up name."""
+        entry = self._entries.get(key)  # a dict read: atomic, no lock needed for a yes/no
+        return entry is not None and _has_succeeded(entry)
+
+    def tracks(self, key: ModelKey) -> bool:
+        """The key is one the registry keeps (bounded by ``max_keys``)."""
+        return key in self._entries
+
+    def unattributed_outcomes(self) -> dict[tuple[str, str, str, Outcome], int]:
+        """Caller's mistakes (unknown models, credential errors) of models the registry does not track:
+        ``(provider, gateway, operation, outcome) → count``; bounded by ``MAX_UNATTRIBUTED``."""
+        with self._lock:
+            return dict(self._unattributed)
+
     def _record_open_failure_locked(
         self,
         entry: _Entry,
@@ -358,7 +425,7 @@ class HealthRegistry:
                 operation = OTHER_OPERATION
                 counts = entry.totals.get(operation)
             if counts is None:
-                counts = entry.totals[operation] = [0, 0, 0, 0]
+                counts = entry.totals[operation] = [0] * len(_OUTCOMES)
         return counts
 
     def _create_locked(self, key: ModelKey, now: float) -> _Entry:
@@ -844,6 +911,7 @@ class HealthRegistry:
         with self._lock:
             self._entries.clear()
             self._providers.clear()
+            self._unattributed.clear()
             self._evictions = 0
 
     def model_keys(self) -> list[ModelKey]:

@@ -169,10 +169,19 @@ class HealthListener(Protocol):
 
 
 class HealthRecorder(Protocol):
-    """What the instrumentation needs of a registry: a clock for start times, and ``record``."""
+    """What the instrumentation needs of a registry: a clock for start times, ``record``, and two
+    questions about a key (is a 404 its failure? may it have its own metric series?)."""
 
     def now(self) -> float:
         """The registry's clock (monotonic seconds): pass it back as ``started_at``."""
+        ...
+
+    def has_succeeded(self, key: ModelKey) -> bool:
+        """The key has recorded a success: a 404 for it is the model's failure, not a made-up name."""
+        ...
+
+    def tracks(self, key: ModelKey) -> bool:
+        """The key is one the registry keeps."""
         ...
 
     def record(

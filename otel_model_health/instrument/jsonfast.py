@@ -4,7 +4,8 @@
 regex matches around the C scanner. ``loads`` calls the scanner (``JSONDecoder().scan_once``, an
 undocumented attribute of every CPython since 2.6) directly. Anything but one value spanning the whole
 text is handed to ``json.loads``, so what parses, and what fails with ``ValueError``, is exactly what
-``json.loads`` decides.
+``json.loads`` decides. A document nested too deeply for the parser (``RecursionError``, as the caller's
+own ``json.loads`` meets it) is a ``ValueError`` here: to us it is a body that does not parse.
 """
 
 from __future__ import annotations
@@ -19,18 +20,27 @@ _UTF8_BOM: Final = b"\xef\xbb\xbf"
 def _make_loads() -> Callable[[str], Any]:
     scan = getattr(json.JSONDecoder(), "scan_once", None)
     if not callable(scan):
-        return json.loads
+        return _json_loads
 
     def loads(text: str) -> Any:
         try:
             obj, end = scan(text, 0)
         except StopIteration:  # no value at 0 (leading whitespace, a BOM, nothing): json.loads decides
-            return json.loads(text)
+            return _json_loads(text)
+        except RecursionError as exc:
+            raise ValueError("JSON nested too deeply") from exc
         if end != len(text):  # trailing whitespace or garbage: json.loads decides
-            return json.loads(text)
+            return _json_loads(text)
         return obj
 
     return loads
+
+
+def _json_loads(text: str | bytes) -> Any:
+    try:
+        return json.loads(text)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deeply") from exc
 
 
 loads: Final = _make_loads()
@@ -42,6 +52,6 @@ def loads_bytes(data: bytes) -> Any:
     if not data.startswith(_UTF8_BOM):
         try:
             return loads(data.decode("utf-8"))
-        except (ValueError, RecursionError):  # includes UnicodeDecodeError
+        except ValueError:  # includes UnicodeDecodeError
             pass
-    return json.loads(data)
+    return _json_loads(data)

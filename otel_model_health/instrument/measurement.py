@@ -31,8 +31,15 @@ from .. import defaults, semconv
 from .._internal import report_internal_error
 from .._version import __version__
 from ..health.types import HealthRecorder
-from ..keys import ModelKey
-from ..outcomes import CallClassifier, Classification, Outcome, StreamEnd
+from ..keys import MAX_MODEL_LENGTH, ModelKey, clean_text
+from ..outcomes import (
+    MODEL_NOT_FOUND,
+    CallClassifier,
+    Classification,
+    Outcome,
+    StreamEnd,
+    not_the_models_failure,
+)
 from ..redact import scrub
 
 _ACTIVE_KEY: Final = otel_context.create_key("otel_model_health.active_call")
@@ -73,10 +80,26 @@ def run_deferred() -> None:
             report_internal_error("measurement.deferred")
 
 
+# Distinct model ids (request and response) given their own metric series, per set of instruments. The
+# SDK keeps at most 2,000 series per instrument; a model first seen past this bound is reported as
+# `_OTHER`, so hostile model strings cannot crowd out real models' series.
+MAX_METRIC_MODELS: Final = 500
+_MAX_TEXT_ATTRIBUTE: Final = 256
+
+
 class Instruments:
     """Tracer, GenAI histograms, recorder and classifier for one set of providers."""
 
-    __slots__ = ("classify", "duration", "recorder", "tokens", "tracer", "ttfc")
+    __slots__ = (
+        "classify",
+        "duration",
+        "metric_models",
+        "metric_response_models",
+        "recorder",
+        "tokens",
+        "tracer",
+        "ttfc",
+    )
 
     def __init__(
         self,
@@ -108,6 +131,27 @@ class Instruments:
         )
         self.recorder = recorder
         self.classify = classify
+        self.metric_models: set[ModelKey] = set()
+        self.metric_response_models: set[str] = set()
+
+    def request_model_attribute(self, key: ModelKey) -> str:
+        """The model id on metrics: its own once the registry tracks the key, within the bound."""
+        models = self.metric_models
+        if key in models:
+            return key.model
+        if len(models) < MAX_METRIC_MODELS and self.recorder.tracks(key):
+            models.add(key)  # set.add is atomic; a race past the bound by a few is harmless
+            return key.model
+        return semconv.OTHER_VALUE
+
+    def response_model_attribute(self, model: str) -> str:
+        models = self.metric_response_models
+        if model in models:
+            return model
+        if len(models) < MAX_METRIC_MODELS:
+            models.add(model)
+            return model
+        return semconv.OTHER_VALUE
 
 
 # Instruments are cached per (tracer provider, meter provider, recorder, classifier): creating
@@ -377,9 +421,14 @@ class CallMeasurement:
                 stream_end=stream_end,
                 stream_error_type=stream_error_type,
             )
+        if classification.error_type == MODEL_NOT_FOUND:
+            classification = not_the_models_failure(
+                classification, model_succeeded_before=inst.recorder.has_succeeded(self.key)
+            )
         outcome, error_type = classification
         if error_message is None and exception is not None:
             error_message = describe_exception(exception)
+        self._clean_response_fields()
 
         span = self.span
         if span.is_recording():
@@ -392,7 +441,6 @@ class CallMeasurement:
             while parent is not None:
                 parent._counted_descendant = True
                 parent = parent._parent
-            self._record_metrics(latency_s, error_type)
             inst.recorder.record(
                 self.key,
                 outcome,
@@ -405,6 +453,22 @@ class CallMeasurement:
                 retry_after_s=retry_after_s,
                 span_context=span.get_span_context(),
             )
+            # After the record: a key the registry now tracks gets its own metric series.
+            self._record_metrics(latency_s, error_type)
+
+    def _clean_response_fields(self) -> None:
+        """Response fields come from the server (or a hostile one): printable and bounded, like keys."""
+        model = self.response_model
+        if model is not None and not (model.isprintable() and len(model) <= MAX_MODEL_LENGTH):
+            self.response_model = clean_text(model, MAX_MODEL_LENGTH)
+        response_id = self.response_id
+        if response_id is not None and not (
+            response_id.isprintable() and len(response_id) <= _MAX_TEXT_ATTRIBUTE
+        ):
+            self.response_id = clean_text(response_id, _MAX_TEXT_ATTRIBUTE)
+        reasons = self.finish_reasons
+        if reasons and not all(isinstance(r, str) and r.isprintable() for r in reasons):
+            self.finish_reasons = [clean_text(r, _MAX_TEXT_ATTRIBUTE) for r in reasons]
 
     def _set_span_result(
         self,
@@ -462,14 +526,19 @@ class CallMeasurement:
     def _record_metrics(self, latency_s: float, error_type: str | None) -> None:
         inst = self._inst
         key = self.key
+        model = inst.request_model_attribute(key)
         attributes: dict[str, AttributeValue] = {
             semconv.GEN_AI_OPERATION_NAME: self.operation_name,
             semconv.GEN_AI_PROVIDER_NAME: key.provider,
-            semconv.GEN_AI_REQUEST_MODEL: key.model,
+            semconv.GEN_AI_REQUEST_MODEL: model,
             semconv.MH_GATEWAY: key.gateway,
         }
         if self.response_model is not None:
-            attributes[semconv.GEN_AI_RESPONSE_MODEL] = self.response_model
+            attributes[semconv.GEN_AI_RESPONSE_MODEL] = (
+                inst.response_model_attribute(self.response_model)
+                if model is not semconv.OTHER_VALUE
+                else semconv.OTHER_VALUE
+            )
         if self.server_address is not None:
             attributes[semconv.SERVER_ADDRESS] = self.server_address
         if self.server_port is not None:

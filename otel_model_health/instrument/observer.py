@@ -4,22 +4,33 @@ The transport creates a ``CallObserver`` per attempt; the response stream wrappe
 and tells it how the stream ended. It ends the measurement exactly once. Nothing here raises: an
 internal error is reported and the call is finished from its status alone.
 
-Decisions (documented in docs/httpx-transport.md):
-* a 2xx JSON body that does not parse is a failure ``malformed_response`` (the SDK will raise on it;
-  a provider answering garbage is the provider's fault), so is a stream data event that does not parse;
+The verdict follows what the caller saw (documented in docs/outcomes.md and docs/httpx-transport.md):
+* bodies and event streams are judged *decoded*, as the client decodes them (``decoding``): a compressed
+  event stream is parsed event by event like a plain one;
+* a 2xx JSON body that does not parse (or does not decompress) is a failure ``malformed_response`` (the
+  SDK will raise on it; a provider answering garbage is the provider's fault), so is a stream whose bytes
+  the SDK cannot decode (corrupt compression, invalid UTF-8, an event that is not JSON);
+* a 2xx body that is an ``{"error": …}`` object is that error (OpenRouter and others answer so);
+* a response closed early while the closer handles a decoding error of its own (the SDK choked on an
+  event too large for us to check) is a failure of that error's type, not a cancellation;
 * a body over the caps (8 MiB) is not parsed and not judged: the outcome comes from the status;
 * an SSE stream is complete when its terminal event came (`[DONE]`, `message_stop`,
-  `response.completed`), or at EOF for Gemini, which has none.
+  `response.completed`), or at EOF for Gemini, which has none;
+* a stream the caller neither reads nor closes for ``IDLE_STREAM_LIMIT_S`` is finished as cancelled.
 """
 
 from __future__ import annotations
 
+import sys
+import weakref
+from time import monotonic
+from types import FrameType
 from typing import Any, Final
 
 from .._internal import report_internal_error
 from ..outcomes import MALFORMED_RESPONSE, StreamEnd
 from ..redact import scrub
-from . import bodies, jsonfast
+from . import bodies, decoding, jsonfast
 from .capture import ContentCapture
 from .gemini import read_gemini
 from .measurement import CallMeasurement, describe_exception
@@ -33,11 +44,22 @@ _MODE_JSON: Final = 1
 _MODE_SSE: Final = 2
 _MODE_ERROR: Final = 3
 
+# A response stream neither read nor closed for this long is finished as cancelled: an async client's
+# pool keeps an abandoned stream alive, so its finaliser never runs while the event loop does.
+IDLE_STREAM_LIMIT_S: Final = 600.0
+_SWEEP_EVERY_S: Final = 30.0
+_open_streams: weakref.WeakSet[CallObserver] = weakref.WeakSet()
+_next_sweep = 0.0
+
 
 class CallObserver:
     __slots__ = (
+        "__weakref__",
+        "_active_at",
         "_body",
         "_capture",
+        "_decoder",
+        "_dropped",
         "_encoding",
         "_endpoint",
         "_first",
@@ -49,6 +71,7 @@ class CallObserver:
         "_sse",
         "_status",
         "_terminal",
+        "_unjudged",
         "m",
     )
 
@@ -66,7 +89,11 @@ class CallObserver:
         self._first = True
         self._pending: bytes | None = None
         self._terminal = False
-        self._malformed = False
+        self._malformed = False  # the caller's SDK cannot decode what it got
+        self._unjudged = False  # we stopped reading the stream (our limits): its status decides
+        self._decoder: decoding.ContentDecoder | None = None
+        self._dropped = 0  # SSE events too large for us to check
+        self._active_at = 0.0
 
     # -- events from the transport -----------------------------------------------------------------------
     def response(
@@ -86,10 +113,22 @@ class CallObserver:
             elif content_type is not None and "text/event-stream" in content_type:
                 self._mode = _MODE_SSE
                 self._sse = SSEParser()
+                if content_encoding:
+                    try:
+                        decoder = decoding.ContentDecoder(content_encoding)
+                    except decoding.Unsupported:
+                        self._stop_parsing()
+                    else:
+                        self._decoder = None if decoder.identity else decoder
             else:
                 self._body = bodies.BodyCopy()
         except Exception:
             report_internal_error("observer.response")
+
+    def streaming(self) -> None:
+        """The body goes to the caller as a stream: watched for abandonment from now on."""
+        self._active_at = monotonic()
+        _open_streams.add(self)
 
     def content(self, body: bytes) -> None:
         """A response whose body was already read (e.g. an in-memory transport): judge it now."""
@@ -110,6 +149,7 @@ class CallObserver:
         if self._first:
             self.first_bytes()
         self._pending = data
+        self._active_at = monotonic()
 
     def handed(self) -> None:
         """The chunk given to ``handing`` reached the caller: parse it now."""
@@ -123,18 +163,41 @@ class CallObserver:
             if self._mode == _MODE_SSE:
                 parser = self._sse
                 if parser is not None:
-                    for name, payload in parser.feed(data):
-                        self._event(name, payload)
+                    decoder = self._decoder
+                    if decoder is None:
+                        self._parse(parser, data)
+                    else:
+                        for piece in decoder.feed(data):
+                            self._parse(parser, piece)
             else:
                 body = self._body
                 if body is not None:
                     if self._mode == _MODE_ERROR and body.size >= _MAX_ERROR_BODY:
                         return
                     body.add(data)
+        except decoding.Malformed:
+            self._malformed = True
+            self._sse = None
+        except decoding.TooLarge:
+            self._stop_parsing()
         except Exception:
             report_internal_error("observer.chunk")
-            self._sse = None  # stop parsing; the outcome still comes from how the stream ends
+            self._stop_parsing()
             self._body = None
+
+    def _parse(self, parser: SSEParser, data: bytes) -> None:
+        for name, payload in parser.feed(data):
+            self._event(name, payload)
+        if parser.invalid:
+            self._malformed = True
+            self._sse = None
+        self._dropped = parser.dropped
+
+    def _stop_parsing(self) -> None:
+        """Our limits stopped the parse (not the stream): the outcome comes from the status and how the
+        stream ends, never from events we did not read."""
+        self._sse = None
+        self._unjudged = True
 
     def eof(self) -> None:
         """The body ended cleanly."""
@@ -145,6 +208,11 @@ class CallObserver:
             if self._mode == _MODE_SSE:
                 parser = self._sse
                 if parser is not None:
+                    if self._decoder is not None:
+                        try:
+                            self._decoder.finish()
+                        except decoding.Malformed:
+                            self._malformed = True
                     for event in parser.close():
                         self._event(*event)
                 self._finish_stream()
@@ -187,12 +255,30 @@ class CallObserver:
                 # The SDKs close right after the terminal event (complete) and raise on an error event
                 # or an unparseable one (that error is the outcome, not the caller's close).
                 self._finish_stream()
+            elif (
+                self._mode == _MODE_JSON
+                and self._body is not None
+                and not decoding.decodes_so_far(self._body.chunks, self._encoding)
+            ):
+                self._finish_malformed("the response body does not decompress")
             else:
+                exc = _closers_decoding_error(sys.exc_info()[1])
                 self._apply_info()
-                self.m.finish(status_code=self._status, stream_end=StreamEnd.CANCELLED)
+                if exc is not None:
+                    # The closer is cleaning up after failing on what it read: that failure is the outcome.
+                    self.m.finish(
+                        status_code=self._status,
+                        exception=exc,
+                        error_message=scrub(describe_exception(exc)),
+                    )
+                else:
+                    self.m.finish(status_code=self._status, stream_end=StreamEnd.CANCELLED)
         except Exception:
             report_internal_error("observer.closed")
             self._finish_plain()
+
+    def idle_since(self) -> float:
+        return self._active_at
 
     # -- internals ---------------------------------------------------------------------------------------
     def _event(self, name: str | None, data: str) -> None:
@@ -216,12 +302,14 @@ class CallObserver:
         if self._capture is not None:
             self._capture.stream_event(obj, name)
 
-    def _stream_end(self) -> tuple[StreamEnd, str | None]:
+    def _stream_end(self) -> tuple[StreamEnd | None, str | None]:
         info = self._info
         if info.error_type is not None:
             return StreamEnd.ERROR_EVENT, info.error_type
         if self._malformed:
             return StreamEnd.ERROR_EVENT, MALFORMED_RESPONSE
+        if self._unjudged and not (self._terminal or info.terminal):
+            return None, None  # we stopped reading: the status decides
         terminal = self._endpoint.terminal
         if (
             terminal == TERMINAL_EOF
@@ -254,12 +342,7 @@ class CallObserver:
         try:
             obj = self._parsed_body()
         except bodies.Malformed:
-            self.m.finish(
-                status_code=self._status,
-                stream_end=StreamEnd.ERROR_EVENT,
-                stream_error_type=MALFORMED_RESPONSE,
-                error_message="the response body is not valid JSON",
-            )
+            self._finish_malformed("the response body is not valid JSON")
             return
         except (bodies.TooLarge, bodies.Unsupported):
             self.m.finish(status_code=self._status)
@@ -272,10 +355,29 @@ class CallObserver:
         if self._capture is not None:
             self._capture.response_body(obj)
         self._apply_info()
+        if info.error_type is not None:  # a 200 whose body is an error object
+            message = info.error_message
+            self.m.finish(
+                status_code=self._status,
+                stream_end=StreamEnd.ERROR_EVENT,
+                stream_error_type=info.error_type,
+                error_message=scrub(message) if message else None,
+                retry_after_s=self._retry_after_s,
+            )
+            return
         self.m.finish(status_code=self._status)
+
+    def _finish_malformed(self, message: str) -> None:
+        self.m.finish(
+            status_code=self._status,
+            stream_end=StreamEnd.ERROR_EVENT,
+            stream_error_type=MALFORMED_RESPONSE,
+            error_message=message,
+        )
 
     def _finish_error(self) -> None:
         message: str | None = None
+        code: str | None = None
         try:
             obj = self._parsed_body()
             info = ResponseInfo()
@@ -284,10 +386,12 @@ class CallObserver:
             else:
                 read_response(obj, info)
             message = info.error_message
+            code = info.error_type  # e.g. `insufficient_quota` on a 429: the account's, not the model's
         except Exception:  # an HTML error page, a cut body: the status says enough
             message = None
         self.m.finish(
             status_code=self._status,
+            stream_error_type=code,
             error_message=scrub(message) if message else None,
             retry_after_s=self._retry_after_s,
         )
@@ -309,6 +413,63 @@ class CallObserver:
         m.output_tokens = info.output_tokens
         if self._capture is not None:
             self._capture.emit(m.span, info.finish_reasons)
+
+
+# Exceptions a client or SDK raises when it cannot decode a response it read.
+_DECODING_ERROR_NAMES: Final = frozenset({"DecodingError", "APIResponseValidationError"})
+# Frames between the closer and our observer: ours, and the clients' own close methods.
+_OUR_MODULES: Final = "otel_model_health."
+_CLIENT_MODULES: Final = ("httpx.", "httpx2.")
+_CLOSE_METHODS: Final = frozenset({"close", "aclose", "__del__"})
+
+
+def _closers_decoding_error(exc: BaseException | None) -> BaseException | None:
+    """``exc`` (the exception being handled while the response is closed) when it is a decoding error
+    that the closing code itself raised while reading the response: the SDK's ``finally: response.close()``
+    around its event loop, httpx's ``except: response.close()`` around ``read()``. A caller's own error
+    handled in its own frame (``with stream: …`` raising) is not the model's failure: None then."""
+    if exc is None or not (
+        isinstance(exc, (ValueError, RecursionError))
+        or any(cls.__name__ in _DECODING_ERROR_NAMES for cls in type(exc).__mro__)
+    ):
+        return None
+    tb = exc.__traceback__
+    if tb is None:
+        return None
+    handler = tb.tb_frame  # the frame that is handling it now
+    frame: FrameType | None = sys._getframe(1)
+    for _ in range(16):
+        if frame is None:
+            return None
+        if frame is handler:
+            return exc
+        module = frame.f_globals.get("__name__", "")
+        if not (
+            module.startswith(_OUR_MODULES)
+            or (module.startswith(_CLIENT_MODULES) and frame.f_code.co_name in _CLOSE_METHODS)
+        ):
+            return None  # the first frame of someone else's code is not the one handling the error
+        frame = frame.f_back
+    return None
+
+
+def sweep_idle_streams(now: float | None = None) -> None:
+    """Finish, as cancelled, every response stream idle for ``IDLE_STREAM_LIMIT_S``. Called at the start
+    of model calls (at most every ``_SWEEP_EVERY_S``) and by ``force_flush``; never raises."""
+    global _next_sweep
+    now = monotonic() if now is None else now
+    if now < _next_sweep:
+        return
+    _next_sweep = now + _SWEEP_EVERY_S
+    try:
+        for observer in list(_open_streams):
+            if observer.m.done:
+                _open_streams.discard(observer)
+            elif now - observer.idle_since() >= IDLE_STREAM_LIMIT_S:
+                _open_streams.discard(observer)
+                observer.closed()
+    except Exception:
+        report_internal_error("observer.sweep_idle_streams")
 
 
 def _error_code(obj: Any) -> str:

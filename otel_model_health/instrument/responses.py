@@ -98,7 +98,10 @@ def _read_error(error: object, info: ResponseInfo) -> None:
         info.error_type = info.error_type or "error"
         info.error_message = error[:_MAX_TEXT]
         return
-    info.error_type = _text(_get(error, "type")) or _text(_get(error, "code")) or "error"
+    code = _get(error, "code")
+    if isinstance(code, int) and not isinstance(code, bool):
+        code = str(code)  # OpenRouter: the HTTP status of the upstream failure
+    info.error_type = _text(_get(error, "type")) or _text(code) or "error"
     info.error_message = _text(_get(error, "message"))
 
 

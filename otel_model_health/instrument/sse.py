@@ -2,7 +2,8 @@
 
 Fed the raw chunks in the order the caller reads them; returns the events completed by each chunk. A
 line longer than ``MAX_LINE`` (or an event whose data grows past it) is dropped, never accumulated, so
-a broken stream cannot grow memory.
+a broken stream cannot grow memory. A line that is not UTF-8 sets ``invalid``: the SDKs decode every line
+strictly and raise on it, so the caller's stream failed there.
 """
 
 from __future__ import annotations
@@ -15,7 +16,17 @@ Event = tuple[str | None, str]  # (event name, data)
 
 
 class SSEParser:
-    __slots__ = ("_cr", "_data", "_data_size", "_dropping", "_event", "_partial", "_partial_size", "dropped")
+    __slots__ = (
+        "_cr",
+        "_data",
+        "_data_size",
+        "_dropping",
+        "_event",
+        "_partial",
+        "_partial_size",
+        "dropped",
+        "invalid",
+    )
 
     def __init__(self) -> None:
         self._partial: list[bytes] = []  # the current unfinished line, in pieces
@@ -26,6 +37,7 @@ class SSEParser:
         self._data: list[str] = []
         self._data_size = 0
         self.dropped = 0  # lines or events dropped for size
+        self.invalid = False  # a line was not valid UTF-8
 
     def feed(self, chunk: bytes) -> list[Event]:
         events: list[Event] = []
@@ -48,13 +60,13 @@ class SSEParser:
             # `data: ...`, between events. Cut out directly rather than line by line.
             if chunk[:6] == b"data: ":
                 if chunk.find(b"\n", 6) == end:
-                    events.append((None, chunk[6:end].decode("utf-8", "replace")))
+                    events.append((None, self._text(chunk[6:end])))
                     return events
             elif chunk[:7] == b"event: ":
                 newline = chunk.find(b"\n", 7)
                 if chunk[newline + 1 : newline + 7] == b"data: " and chunk.find(b"\n", newline + 1) == end:
-                    name = chunk[7:newline].decode("utf-8", "replace")
-                    events.append((name, chunk[newline + 7 : end].decode("utf-8", "replace")))
+                    name = self._text(chunk[7:newline])
+                    events.append((name, self._text(chunk[newline + 7 : end])))
                     return events
         lines = chunk.split(b"\n")
         last = lines.pop()  # the unfinished tail (b"" when the chunk ended with a newline)
@@ -91,6 +103,8 @@ class SSEParser:
             self._data_size = 0
             return
         if line[:1] == b":":
+            if not line.isascii():
+                self._text(line)  # the SDKs decode comments too
             return  # comment / keep-alive
         name, _, value = line.partition(b":")
         if value[:1] == b" ":
@@ -102,9 +116,18 @@ class SSEParser:
                     self.dropped += 1
                 self._data = []
                 return
-            self._data.append(value.decode("utf-8", "replace"))
+            self._data.append(self._text(value))
         elif name == b"event":
-            self._event = value.decode("utf-8", "replace")
+            self._event = self._text(value)
+        elif not line.isascii():
+            self._text(line)
+
+    def _text(self, raw: bytes) -> str:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.invalid = True
+            return raw.decode("utf-8", "replace")
 
     def close(self) -> list[Event]:
         """End of stream: a final event without its blank line is still delivered (as browsers do not,

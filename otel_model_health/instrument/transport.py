@@ -27,7 +27,7 @@ from . import httpx_support
 from .capture import ContentCapture
 from .hosts import HostResolver, Route, provider_from_model
 from .measurement import CallMeasurement, InstrumentsRef, describe_exception, start_call
-from .observer import CallObserver
+from .observer import CallObserver, sweep_idle_streams
 from .requests import Endpoint, match_endpoint, model_and_stream
 
 RETRY_COUNT_HEADER: Final = "x-stainless-retry-count"
@@ -80,6 +80,7 @@ class _Core:
 
     def start(self, request: Any, endpoint: Endpoint) -> CallObserver | None:
         """Begin measuring one attempt; None when suppressed or when our code failed."""
+        sweep_idle_streams()
         try:
             url = request.url
             body = getattr(request, "_content", None)
@@ -142,6 +143,7 @@ class _Core:
                 observer.content(content)
             else:
                 response.stream = stream_cls(response.stream, observer)
+                observer.streaming()
         except Exception:
             report_internal_error("transport.attach")
             observer.closed()

@@ -90,6 +90,12 @@ class GuardedRecorder:
     def now(self) -> float:
         return self._registry.now()
 
+    def has_succeeded(self, key: ModelKey) -> bool:
+        return self._registry.has_succeeded(key)
+
+    def tracks(self, key: ModelKey) -> bool:
+        return self._registry.tracks(key)
+
     def record(
         self,
         key: ModelKey,

@@ -34,6 +34,12 @@ class ListRecorder:
     def now(self) -> float:
         return float(next(self._clock))
 
+    def has_succeeded(self, key: ModelKey) -> bool:
+        return any(r.key == key and r.outcome is Outcome.SUCCESS for r in self.records)
+
+    def tracks(self, key: ModelKey) -> bool:
+        return True  # every key recorded here has its own series
+
     def record(self, key: ModelKey, outcome: Outcome, **kwargs: Any) -> None:
         self.records.append(Recorded(key, outcome, kwargs))
 

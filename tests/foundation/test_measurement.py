@@ -30,6 +30,12 @@ class Recorder:
     def now(self) -> float:
         return 100.0
 
+    def has_succeeded(self, key: ModelKey) -> bool:
+        return any(r[0] == key and r[1] is Outcome.SUCCESS for r in self.calls)
+
+    def tracks(self, key: ModelKey) -> bool:
+        return True  # every key recorded here has its own series
+
     def record(self, key: ModelKey, outcome: Outcome, **kwargs: Any) -> None:
         self.calls.append((key, outcome, kwargs))
 

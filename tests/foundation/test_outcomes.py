@@ -16,6 +16,7 @@ from otel_model_health.outcomes import (
     StreamEnd,
     classify_call,
     classify_span,
+    not_the_models_failure,
     parse_retry_after,
 )
 
@@ -80,8 +81,14 @@ CALL_ROWS: list[tuple[str, dict[str, Any], Classification]] = [
     ),
     ("404", {"status_code": 404}, Classification(F, "model_not_found")),
     ("SDK NotFoundError", {"exception": _SdkError(404)}, Classification(F, "model_not_found")),
-    ("401", {"status_code": 401}, Classification(F, "auth_error")),
-    ("403", {"status_code": 403}, Classification(F, "auth_error")),
+    ("401", {"status_code": 401}, Classification(Outcome.AUTH_ERROR, "auth_error")),
+    ("402", {"status_code": 402}, Classification(Outcome.AUTH_ERROR, "auth_error")),
+    ("403", {"status_code": 403}, Classification(Outcome.AUTH_ERROR, "auth_error")),
+    (
+        "429 insufficient_quota",
+        {"status_code": 429, "stream_error_type": "insufficient_quota"},
+        Classification(Outcome.AUTH_ERROR, "auth_error"),
+    ),
     ("429", {"status_code": 429}, Classification(R, "429")),
     ("SDK RateLimitError by status", {"exception": _SdkError(429)}, Classification(R, "429")),
     ("RateLimitError by name", {"exception": _named("RateLimitError")}, Classification(R, "429")),
@@ -92,6 +99,31 @@ CALL_ROWS: list[tuple[str, dict[str, Any], Classification]] = [
     ("caller closed the stream", {"stream_end": StreamEnd.CANCELLED}, Classification(N, "cancelled")),
     ("asyncio cancelled", {"exception": asyncio.CancelledError()}, Classification(N, "cancelled")),
     ("GeneratorExit", {"exception": GeneratorExit()}, Classification(N, "cancelled")),
+    ("SystemExit, like KeyboardInterrupt", {"exception": SystemExit(1)}, Classification(N, "cancelled")),
+    (
+        "200 error object with an HTTP code (OpenRouter)",
+        {"status_code": 200, "stream_end": StreamEnd.ERROR_EVENT, "stream_error_type": "502"},
+        Classification(F, "502"),
+    ),
+    (
+        "200 error object saying 429",
+        {"status_code": 200, "stream_end": StreamEnd.ERROR_EVENT, "stream_error_type": "429"},
+        Classification(R, "429"),
+    ),
+    (
+        "200 error object: the caller's bad request",
+        {
+            "status_code": 200,
+            "stream_end": StreamEnd.ERROR_EVENT,
+            "stream_error_type": "invalid_request_error",
+        },
+        Classification(N, "invalid_request_error"),
+    ),
+    (
+        "200 error object: the caller's quota",
+        {"status_code": 200, "stream_end": StreamEnd.ERROR_EVENT, "stream_error_type": "insufficient_quota"},
+        Classification(Outcome.AUTH_ERROR, "auth_error"),
+    ),
     (
         "exception while cancelling a stream",
         {"exception": RuntimeError("x"), "stream_end": StreamEnd.CANCELLED},
@@ -110,6 +142,31 @@ CALL_ROWS: list[tuple[str, dict[str, Any], Classification]] = [
 @pytest.mark.parametrize(("case", "kwargs", "expected"), CALL_ROWS, ids=[row[0] for row in CALL_ROWS])
 def test_classify_call(case: str, kwargs: dict[str, Any], expected: Classification) -> None:
     assert classify_call(**kwargs) == expected
+
+
+def test_sdk_quota_error_is_the_accounts() -> None:
+    exc = _SdkError(429)
+    exc.code = "insufficient_quota"  # type: ignore[attr-defined]
+    assert classify_call(exception=exc) == Classification(Outcome.AUTH_ERROR, "auth_error")
+
+
+@pytest.mark.parametrize(
+    ("classification", "succeeded_before", "expected"),
+    [
+        (
+            Classification(F, "model_not_found"),
+            False,
+            Classification(Outcome.UNKNOWN_MODEL, "model_not_found"),
+        ),
+        (Classification(F, "model_not_found"), True, Classification(F, "model_not_found")),
+        (Classification(F, "503"), False, Classification(F, "503")),
+        (Classification(N, "model_not_found"), False, Classification(N, "model_not_found")),
+    ],
+)
+def test_not_the_models_failure(
+    classification: Classification, succeeded_before: bool, expected: Classification
+) -> None:
+    assert not_the_models_failure(classification, model_succeeded_before=succeeded_before) == expected
 
 
 def test_exception_wins_over_status() -> None:
@@ -145,8 +202,18 @@ SPAN_ROWS: list[tuple[str, dict[str, Any], bool, Classification]] = [
     ("APIConnectionError", {"error.type": "APIConnectionError"}, True, Classification(F, "connection_error")),
     ("InternalServerError", {"error.type": "InternalServerError"}, True, Classification(F, "500")),
     ("NotFoundError", {"error.type": "NotFoundError"}, True, Classification(F, "model_not_found")),
-    ("AuthenticationError", {"error.type": "AuthenticationError"}, True, Classification(F, "auth_error")),
-    ("PermissionDeniedError", {"error.type": "PermissionDeniedError"}, True, Classification(F, "auth_error")),
+    (
+        "AuthenticationError",
+        {"error.type": "AuthenticationError"},
+        True,
+        Classification(Outcome.AUTH_ERROR, "auth_error"),
+    ),
+    (
+        "PermissionDeniedError",
+        {"error.type": "PermissionDeniedError"},
+        True,
+        Classification(Outcome.AUTH_ERROR, "auth_error"),
+    ),
     ("BadRequestError", {"error.type": "BadRequestError"}, True, Classification(N, "400")),
     ("UnprocessableEntityError", {"error.type": "UnprocessableEntityError"}, True, Classification(N, "422")),
     ("overloaded_error", {"error.type": "overloaded_error"}, True, Classification(F, "overloaded_error")),

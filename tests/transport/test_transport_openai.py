@@ -126,7 +126,8 @@ def test_sdk_retry_after_503_is_one_failure_and_one_success(
         (Fault.status(500), (Outcome.FAILURE, "500"), 500),
         (Fault.status(503), (Outcome.FAILURE, "503"), 503),
         (Fault.overloaded(), (Outcome.FAILURE, "529"), 529),
-        (Fault.model_not_found(), (Outcome.FAILURE, "model_not_found"), 404),
+        # never seen to succeed: a made-up name, the caller's mistake (docs/outcomes.md)
+        (Fault.model_not_found(), (Outcome.UNKNOWN_MODEL, "model_not_found"), 404),
         (Fault.status(400), (Outcome.NEUTRAL, "400"), 400),
     ],
 )
@@ -140,6 +141,18 @@ def test_error_statuses(
     record = telemetry.recorder.records[0]
     assert record.kwargs["status_code"] == status
     assert record.kwargs["error_message"]  # the provider's message, scrubbed
+
+
+def test_404_of_a_model_that_worked_is_the_models_failure(
+    sim: SimulatedProvider, telemetry: Telemetry
+) -> None:
+    client = make_client(sim, telemetry)
+    client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    sim.script("gpt-4o", Fault.model_not_found(), times=1)
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert telemetry.recorder.outcomes == [(Outcome.SUCCESS, None), (Outcome.FAILURE, "model_not_found")]
+    assert telemetry.model_spans()[1].attributes["model_health.outcome"] == "failure"
 
 
 def test_rate_limit_passes_retry_after(sim: SimulatedProvider, telemetry: Telemetry) -> None:
