@@ -29,6 +29,7 @@ ERROR_TYPE: Final = "error.type"
 OTHER_VALUE: Final = "_OTHER"
 ERROR_TYPE_OTHER: Final = OTHER_VALUE
 SERVER_ADDRESS: Final = "server.address"
+URL_FULL: Final = "url.full"
 SERVER_PORT: Final = "server.port"
 HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
 HTTP_REQUEST_RESEND_COUNT: Final = "http.request.resend_count"

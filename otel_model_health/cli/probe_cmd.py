@@ -16,7 +16,7 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from .. import semconv
-from ..instrument.hosts import HostResolver, provider_from_model
+from ..hosts import HostResolver, provider_from_model
 from ..keys import ModelKey
 from ..settings import ConfigurationError
 from .arguments import positive_seconds

@@ -24,6 +24,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
+from urllib.parse import urlsplit
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
@@ -31,6 +32,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.trace import SpanContext, StatusCode
 
 from .._internal import report_internal_error
+from ..hosts import HostResolver, route_key
 from ..keys import DIRECT_GATEWAY, MAX_MODEL_LENGTH, ModelKey
 from ..outcomes import SpanClassifier, classify_span
 from ..semconv import (
@@ -43,7 +45,9 @@ from ..semconv import (
     MH_GATEWAY,
     MH_OUTCOME,
     OPERATION_INFERENCE,
+    SERVER_ADDRESS,
     SPAN_INCIDENT,
+    URL_FULL,
 )
 
 if TYPE_CHECKING:
@@ -99,7 +103,8 @@ class ModelHealthSpanProcessor(SpanProcessor):
         # so pop(span_id, False) answers membership and removes in one step)
         self._counted_below: OrderedDict[int, bool] = OrderedDict()
         self._lock = threading.Lock()
-        self._keys: dict[tuple[str, str, str], ModelKey] = {}
+        self._keys: dict[tuple[str, str, str | None, str | None], ModelKey] = {}
+        self._resolver = HostResolver()
         _PROCESSORS.add(self)
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
@@ -170,10 +175,13 @@ class ModelHealthSpanProcessor(SpanProcessor):
                 provider = "unknown"
         gateway = get(MH_GATEWAY)
         if not isinstance(gateway, str) or not gateway:
-            gateway = DIRECT_GATEWAY
-        key = self._keys.get((provider, model, gateway))
+            gateway = None
+        host = get(SERVER_ADDRESS)
+        if not isinstance(host, str) or not host:
+            host = _host_of(get(URL_FULL))
+        key = self._keys.get((provider, model, host, gateway))
         if key is None:
-            key = self._new_key(provider, model, gateway)
+            key = self._new_key(provider, model, host, gateway)
 
         status = span.status
         status_is_error = status is not None and status.status_code is _ERROR
@@ -203,14 +211,18 @@ class ModelHealthSpanProcessor(SpanProcessor):
         )
         return True
 
-    def _new_key(self, provider: str, model: str, gateway: str) -> ModelKey:
-        # Normalising a key is a third of on_end's cost; the same few models repeat. Bounded: cleared
-        # when full, so many distinct models only cost a re-computation.
-        key = ModelKey(provider=provider, model=model, gateway=gateway)
+    def _new_key(self, provider: str, model: str, host: str | None, gateway: str | None) -> ModelKey:
+        # The same host table as the transport's, so a call both see is one key (a self-hosted or proxy
+        # host gives the same gateway). Normalising a key is a third of on_end's cost and the same few
+        # models repeat: cached, and cleared when full, so many distinct models only cost a re-computation.
+        if host is not None:
+            key = route_key(self._resolver, host, model, fallback_provider=provider, gateway=gateway)
+        else:
+            key = ModelKey(provider=provider, model=model, gateway=gateway or DIRECT_GATEWAY)
         if len(self._keys) >= _MAX_CACHED_KEYS:
             self._keys = {}
         if len(model) <= MAX_MODEL_LENGTH:
-            self._keys[(provider, model, gateway)] = key
+            self._keys[(provider, model, host, gateway)] = key
         return key
 
     def tracked_span_count(self) -> int:
@@ -226,6 +238,15 @@ class ModelHealthSpanProcessor(SpanProcessor):
 
     def _reinit_lock(self) -> None:
         self._lock = threading.Lock()
+
+
+def _host_of(url: object) -> str | None:
+    if not isinstance(url, str) or not url:
+        return None
+    try:
+        return urlsplit(url).hostname or None
+    except ValueError:
+        return None
 
 
 def _after_fork_in_child() -> None:

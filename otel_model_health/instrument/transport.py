@@ -20,12 +20,12 @@ from opentelemetry import metrics, trace
 from .. import defaults
 from .._internal import report_internal_error
 from ..health.types import HealthRecorder
+from ..hosts import HostResolver, Route, route_key
 from ..keys import ModelKey
 from ..outcomes import MAX_RETRY_AFTER_S, parse_retry_after
 from ..redact import scrub
 from . import httpx_support
 from .capture import ContentCapture
-from .hosts import HostResolver, Route, provider_from_model
 from .measurement import CallMeasurement, InstrumentsRef, describe_exception, start_call
 from .observer import CallObserver, sweep_idle_streams
 from .requests import Endpoint, match_endpoint, model_and_stream
@@ -67,12 +67,14 @@ class _Core:
         key = self._keys.get(cache_key)
         if key is not None:
             return key
-        route = self._resolver.resolve(host)
-        provider = self._provider or route.provider
-        if provider is None and route.provider_from_model and model:
-            provider = provider_from_model(model)
-        gateway = self._gateway or route.gateway or host
-        key = ModelKey(provider=provider or endpoint.provider, model=model or "", gateway=gateway)
+        key = route_key(
+            self._resolver,
+            host,
+            model,
+            fallback_provider=endpoint.provider,
+            provider=self._provider,
+            gateway=self._gateway,
+        )
         if len(self._keys) >= _MAX_KEYS:
             self._keys = {}  # bounded: many distinct models or hosts only cost a re-computation
         self._keys[cache_key] = key

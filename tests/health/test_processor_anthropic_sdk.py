@@ -63,11 +63,28 @@ def test_the_sdk_span_alone_is_recorded_by_the_processor(sim: SimulatedProvider)
 
     spans = exporter.get_finished_spans()
     assert [s.name for s in spans] == ["anthropic.messages.create"] * 2
-    # One outcome per SDK span (the SDK's span covers its retries): a failure, then a success.
-    assert _totals(registry) == {("inference", Outcome.FAILURE): 1, ("inference", Outcome.SUCCESS): 1}
-    state = registry.get(provider="anthropic", model=MODEL)
+    # One outcome per SDK span (the SDK's span covers its retries): a failure, then a success. The key
+    # comes from the span's server.address as the transport's comes from the host: 127.0.0.1 is self-hosted.
+    assert _totals(registry, gateway="self_hosted") == {
+        ("inference", Outcome.FAILURE): 1,
+        ("inference", Outcome.SUCCESS): 1,
+    }
+    state = registry.get(provider="anthropic", model=MODEL, gateway="self_hosted")
     assert state is not None and state.last_error is not None
     assert state.last_error.error_type == "529"  # the SDK span carries http.response.status_code
+
+
+def test_one_model_one_key_whoever_saw_the_call(sim: SimulatedProvider) -> None:
+    """The SDK's own span (processor) and our transport (no options) key the same calls alike."""
+    registry, tracer_provider, _ = _setup()
+    _client(sim, tracer_provider).messages.create(model=MODEL, max_tokens=10, messages=MESSAGES)
+    quiet = TracerProvider()  # the transport's own spans, not seen by the processor
+    http_client = instrument_client(anthropic.DefaultHttpxClient(), registry=registry, tracer_provider=quiet)
+    anthropic.Anthropic(
+        base_url=sim.anthropic_base_url, api_key="sk-ant-test-0123456789abcdef", http_client=http_client
+    ).messages.create(model=MODEL, max_tokens=10, messages=MESSAGES)
+    assert [str(k) for k in registry.model_keys()] == [f"anthropic/{MODEL}@self_hosted"]
+    assert _totals(registry, gateway="self_hosted") == {("inference", Outcome.SUCCESS): 2}
 
 
 def test_with_our_transport_inside_each_attempt_counts_once(sim: SimulatedProvider) -> None:

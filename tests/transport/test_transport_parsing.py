@@ -11,7 +11,8 @@ import backports.zstd as backports_zstd
 import brotli
 import pytest
 
-from otel_model_health.instrument import bodies, decoding, hosts
+from otel_model_health import hosts
+from otel_model_health.instrument import bodies, decoding
 from otel_model_health.instrument.jsonscan import top_level_fields
 from otel_model_health.instrument.requests import match_endpoint, model_and_stream
 from otel_model_health.instrument.sse import MAX_LINE, SSEParser

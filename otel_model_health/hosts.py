@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from .. import semconv
-from ..keys import DIRECT_GATEWAY
+from . import semconv
+from .keys import DIRECT_GATEWAY, ModelKey
 
 SELF_HOSTED: Final = "self_hosted"
 
@@ -159,3 +159,27 @@ def provider_from_model(model: str) -> str | None:
     if slash <= 0:
         return None
     return model[:slash]
+
+
+def route_key(
+    resolver: HostResolver,
+    host: str,
+    model: str | None,
+    *,
+    fallback_provider: str,
+    provider: str | None = None,
+    gateway: str | None = None,
+) -> ModelKey:
+    """The key of a call to ``host``: the one rule the transport (request host) and the span processor
+    (``server.address``) share, so a call seen by both is one model. ``provider`` / ``gateway`` override
+    the table; ``fallback_provider`` is what the call itself says (the endpoint's dialect, the span's
+    ``gen_ai.provider.name``) when the host does not tell."""
+    route = resolver.resolve(host)
+    chosen = provider or route.provider
+    if chosen is None and route.provider_from_model and model:
+        chosen = provider_from_model(model)
+    return ModelKey(
+        provider=chosen or fallback_provider,
+        model=model or "",
+        gateway=gateway or route.gateway or host,
+    )
