@@ -81,7 +81,7 @@ class _Zlib:
                 raise
             self._d = zlib.decompressobj(-zlib.MAX_WBITS)
             out = self._d.decompress(data, PIECE)
-        self._started = True
+        self._started = self._started or bool(data)  # httpx's decoder likewise tries raw on the first bytes
         yield out
         while self._d.unconsumed_tail:
             yield self._d.decompress(self._d.unconsumed_tail, PIECE)
