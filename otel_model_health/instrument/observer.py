@@ -148,6 +148,10 @@ class CallObserver:
         after the chunk that held the terminal event)."""
         if self._first:
             self.first_bytes()
+        elif self._pending is not None:
+            # A second iterator over the body (an SDK draining it after its event loop broke off) takes
+            # over from a first one that never resumed: parse that one's chunk before it is replaced.
+            self.handed()
         self._pending = data
         self._active_at = monotonic()
 
