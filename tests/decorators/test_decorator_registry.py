@@ -68,3 +68,51 @@ def test_probe_refreshes_health_through_streams(telemetry: Any) -> None:
     assert state.status is HealthStatus.HEALTHY
     assert state.outcome_totals
     assert next(iter(state.outcome_totals))[0] == "health_check"
+
+
+@pytest.mark.parametrize("stop", [SystemExit(0), KeyboardInterrupt()])
+def test_process_stopping_during_a_call_is_not_the_models_failure(
+    telemetry: Any, stop: BaseException
+) -> None:
+    registry = HealthRegistry(clock=ManualClock())
+
+    @monitor(provider="openai", registry=registry, tracer_provider=telemetry.tracer_provider)
+    def chat(model: str) -> str:
+        raise stop
+
+    with pytest.raises(type(stop)):
+        chat("gpt-4o")
+    state = registry.get(provider="openai", model="gpt-4o")
+    assert state is not None
+    assert dict(state.outcome_totals) == {("inference", "neutral"): 1}
+    assert state.failures_in_window == 0
+
+
+class NotFoundError(Exception):
+    status_code = 404
+
+
+def test_decorated_404_counts_against_a_model_only_after_it_worked(telemetry: Any) -> None:
+    registry = HealthRegistry(clock=ManualClock())
+    works = {"real": True}
+
+    @monitor(provider="openai", registry=registry, tracer_provider=telemetry.tracer_provider)
+    def chat(model: str) -> str:
+        if not works.get(model):
+            raise NotFoundError(f"The model `{model}` does not exist")
+        return "ok"
+
+    for _ in range(10):
+        with pytest.raises(NotFoundError):
+            chat("typo")
+    assert registry.get(provider="openai", model="typo") is None
+    assert [(k[2], k[3]) for k in registry.unattributed_outcomes()] == [("inference", "unknown_model")]
+    assert chat("real") == "ok"
+    works["real"] = False  # removed upstream
+    with pytest.raises(NotFoundError):
+        chat("real")
+    state = registry.get(provider="openai", model="real")
+    assert state is not None and state.failures_in_window == 1
+    spans = [s for s in telemetry.spans() if s.name in ("chat typo", "chat real")]
+    assert [s.attributes["model_health.outcome"] for s in spans][-2:] == ["success", "failure"]
+    assert spans[0].attributes["model_health.outcome"] == "unknown_model"

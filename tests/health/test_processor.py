@@ -330,3 +330,26 @@ def test_raising_classifier_is_swallowed() -> None:
     assert registry.snapshot() == []
     assert processor.force_flush() is True
     provider.shutdown()
+
+
+@pytest.mark.parametrize(
+    ("extra", "provider", "model", "gateway"),
+    [
+        ({}, "openai", "gpt-4o", "direct"),  # api.openai.com
+        ({"server.address": "openrouter.ai"}, "anthropic", "anthropic/claude-3-opus", "openrouter"),
+        ({"server.address": "127.0.0.1"}, "openai", "gpt-4o", "self_hosted"),
+        ({"server.address": "llm.internal.example"}, "openai", "gpt-4o", "llm.internal.example"),
+        (
+            {"server.address": "", "url.full": "https://openrouter.ai/api/v1/chat/completions"},
+            "anthropic",
+            "anthropic/claude-3-opus",
+            "openrouter",
+        ),
+    ],
+)
+def test_key_comes_from_the_host_as_the_transport_derives_it(
+    env: Env, extra: dict[str, Any], provider: str, model: str, gateway: str
+) -> None:
+    span_model = "anthropic/claude-3-opus" if provider == "anthropic" else "gpt-4o"
+    openai_v2_span(env, model=span_model, **extra)
+    assert [str(k) for k in env.registry.model_keys()] == [f"{provider}/{model}@{gateway}"]

@@ -22,6 +22,7 @@ from otel_model_health.instrument.sse import SSEParser
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
+
 def _raw_deflate(data: bytes) -> bytes:
     c = zlib.compressobj(wbits=-zlib.MAX_WBITS)
     return c.compress(data) + c.flush()

@@ -7,6 +7,7 @@ import gc
 import gzip
 import json
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -95,6 +96,26 @@ def test_abandoned_stream_is_finalised_once(sim: SimulatedProvider, telemetry: T
     assert telemetry.recorder.outcomes == [(Outcome.NEUTRAL, "cancelled")]
     client.close()
     gc.collect()
+    assert len(telemetry.recorder.records) == 1
+
+
+async def test_abandoned_async_stream_is_finished_after_the_idle_limit(
+    sim: SimulatedProvider, telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """httpx2's pool keeps an abandoned async stream alive, so no finaliser runs while the loop does:
+    the idle sweep (run at the start of calls) finishes it as cancelled, once."""
+    transport = AsyncModelHealthTransport(httpx2.AsyncHTTPTransport(), **telemetry.options())
+    async with httpx2.AsyncClient(transport=transport, base_url=sim.openai_base_url) as client:
+        request = client.build_request("POST", "/chat/completions", json={**CHAT, "stream": True})
+        response = await client.send(request, stream=True)
+        async for _ in response.aiter_raw():
+            break  # read one chunk, then neither read nor close it
+        observer_module.sweep_idle_streams(time.monotonic() + 1.0)
+        assert telemetry.recorder.outcomes == []  # not idle long enough
+        monkeypatch.setattr(observer_module, "_next_sweep", 0.0)
+        observer_module.sweep_idle_streams(time.monotonic() + observer_module.IDLE_STREAM_LIMIT_S + 1.0)
+        assert telemetry.recorder.outcomes == [(Outcome.NEUTRAL, "cancelled")]
+        await response.aclose()
     assert len(telemetry.recorder.records) == 1
 
 
