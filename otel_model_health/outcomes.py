@@ -222,13 +222,14 @@ def classify_span(attributes: Mapping[str, Any], *, status_is_error: bool) -> Cl
     return SUCCESS
 
 
-def not_the_models_failure(classification: Classification, *, model_succeeded_before: bool) -> Classification:
-    """A 404 "model not found" is the model's failure only for a model that has worked before (removed,
-    deprecated); for a model never seen to succeed it is the caller's typo or made-up name."""
+def not_the_models_failure(classification: Classification, *, model_known: bool) -> Classification:
+    """A 404 "model not found" is the model's failure only for a known model: one that has worked before
+    (then removed, deprecated) or that the operator probes; for any other it is the caller's typo or
+    made-up name."""
     if (
         classification.error_type == MODEL_NOT_FOUND
         and classification.outcome is Outcome.FAILURE
-        and not model_succeeded_before
+        and not model_known
     ):
         return Classification(Outcome.UNKNOWN_MODEL, MODEL_NOT_FOUND)
     return classification

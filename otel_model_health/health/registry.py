@@ -288,6 +288,7 @@ class HealthRegistry:
                         or (
                             error_type == MODEL_NOT_FOUND
                             and outcome is _FAILURE_OUTCOME
+                            and operation != semconv.OPERATION_HEALTH_CHECK  # a probe's model must exist
                             and (entry is None or not _has_succeeded(entry))
                         )
                     ):

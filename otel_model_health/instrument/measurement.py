@@ -422,8 +422,11 @@ class CallMeasurement:
                 stream_error_type=stream_error_type,
             )
         if classification.error_type == MODEL_NOT_FOUND:
+            # A probe names a model the operator depends on: its 404 is always the model's failure.
             classification = not_the_models_failure(
-                classification, model_succeeded_before=inst.recorder.has_succeeded(self.key)
+                classification,
+                model_known=self.mh_operation == semconv.OPERATION_HEALTH_CHECK
+                or inst.recorder.has_succeeded(self.key),
             )
         outcome, error_type = classification
         if error_message is None and exception is not None:

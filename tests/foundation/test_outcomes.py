@@ -151,7 +151,7 @@ def test_sdk_quota_error_is_the_accounts() -> None:
 
 
 @pytest.mark.parametrize(
-    ("classification", "succeeded_before", "expected"),
+    ("classification", "known", "expected"),
     [
         (
             Classification(F, "model_not_found"),
@@ -164,9 +164,9 @@ def test_sdk_quota_error_is_the_accounts() -> None:
     ],
 )
 def test_not_the_models_failure(
-    classification: Classification, succeeded_before: bool, expected: Classification
+    classification: Classification, known: bool, expected: Classification
 ) -> None:
-    assert not_the_models_failure(classification, model_succeeded_before=succeeded_before) == expected
+    assert not_the_models_failure(classification, model_known=known) == expected
 
 
 def test_exception_wins_over_status() -> None:
