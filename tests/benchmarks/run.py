@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
+from .bench_bodies import bench_bodies
 from .bench_calls import bench_decorator, bench_health, bench_scale
 from .bench_transport import bench_concurrency, bench_streams, bench_transport
 from .harness import Providers, Results, Scale, ServerProcess, profile_summary
@@ -192,12 +193,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated sections to run: transport,streams,decorator,health,scale,concurrency",
+        help="comma-separated sections to run: transport,streams,decorator,health,scale,concurrency,bodies",
     )
     return parser
 
 
-SECTIONS: Final = ("transport", "streams", "decorator", "health", "scale", "concurrency")
+SECTIONS: Final = ("transport", "streams", "decorator", "health", "scale", "concurrency", "bodies")
 
 
 def run(scale: Scale, only: Sequence[str]) -> Results:
@@ -225,6 +226,9 @@ def run(scale: Scale, only: Sequence[str]) -> Results:
         if "scale" in only:
             _progress("5. scale")
             results.extend(bench_scale(scale))
+        if "bodies" in only:
+            _progress("7. hostile and compressed bodies")
+            results.extend(bench_bodies(scale, providers))
         _profile(results, scale)
     finally:
         providers.shutdown()
