@@ -50,8 +50,8 @@ ENV_LOGS_EXPORTER: Final = "OTEL_LOGS_EXPORTER"
 ENV_BSP_MAX_QUEUE_SIZE: Final = "OTEL_BSP_MAX_QUEUE_SIZE"
 ENV_BSP_MAX_EXPORT_BATCH_SIZE: Final = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"
 
-# The largest number accepted in a numeric variable: the OTel spec's integer range. Larger waits overflow
-# threading's timeouts (OTEL_METRIC_EXPORT_INTERVAL=1e30 killed the metric reader's thread).
+# The largest number accepted in a numeric variable: the OTel spec's integer range, well below where a
+# wait overflows threading's timeouts (OTEL_METRIC_EXPORT_INTERVAL=1e30 killed the metric reader's thread).
 MAX_NUMBER: Final = 2**31 - 1
 # Numeric variables the SDK and the OTLP exporters read themselves from the pipeline configure() builds:
 # (name, integer only, unit). Checked here because the SDK falls back silently on some, raises deep
