@@ -15,15 +15,18 @@ This is the only module that knows every part. Rules it follows:
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from opentelemetry import metrics, trace
 
 from . import defaults, semconv
+from ._deadline import budget, left, run_until
 from ._internal import report_internal_error
 from ._version import __version__
 from .health.types import BreakerConfig
@@ -43,6 +46,9 @@ if TYPE_CHECKING:
 logger: Final = logging.getLogger("otel_model_health")
 
 DEFAULT_TIMEOUT_S: Final = 10.0
+# The budget of the shutdown configure() runs at interpreter exit when the app did not call shutdown():
+# sentry-sdk's default shutdown_timeout, so an unreachable backend delays exit by at most this.
+EXIT_TIMEOUT_S: Final = 2.0
 
 _lock = threading.RLock()
 _current: ModelHealth | None = None
@@ -54,6 +60,14 @@ _our_globals: set[int] = set()
 
 class _Stoppable(Protocol):
     def stop(self) -> Any: ...
+
+
+class _TrackedExporter(Protocol):
+    """``otlp.TrackedSpanExporter`` / ``TrackedMetricExporter``, without importing the otlp extra."""
+
+    failed_exports: int
+
+    def shutdown(self) -> None: ...
 
 
 class ModelHealth:
@@ -70,9 +84,11 @@ class ModelHealth:
         owns_tracer_provider: bool,
         owns_meter_provider: bool,
         sentry_bridge: SentryBridge | None,
+        sentry_client: Any,
         span_processor: ModelHealthSpanProcessor | None,
         health_metrics: HealthMetrics | None,
         classifier_set: bool,
+        exporters: Sequence[_TrackedExporter] = (),
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -81,10 +97,13 @@ class ModelHealth:
         self.owns_tracer_provider = owns_tracer_provider
         self.owns_meter_provider = owns_meter_provider
         self.sentry_bridge = sentry_bridge
+        # The sentry_sdk client configure() initialised (None when the app's is used): ours to close.
+        self._sentry_client = sentry_client
         self.span_processor = span_processor
         self._health_metrics = health_metrics
         self._options = dict(options)
         self._classifier_set = classifier_set
+        self._exporters = tuple(exporters)
         self._stop_hooks: list[Callable[[], Any]] = []
         self._shut_down = False
         self._lock = threading.Lock()
@@ -94,6 +113,11 @@ class ModelHealth:
     @property
     def is_shut_down(self) -> bool:
         return self._shut_down
+
+    @property
+    def owns_sentry_client(self) -> bool:
+        """True when ``configure()`` initialised sentry_sdk; ``shutdown()`` then closes that client."""
+        return self._sentry_client is not None
 
     def attach_monitor(self, monitor: _Stoppable) -> _Stoppable:
         """Stop ``monitor`` (a ``HealthMonitor``) first on ``shutdown()``, so no probe runs mid-flush."""
@@ -106,21 +130,36 @@ class ModelHealth:
             self._stop_hooks.append(hook)
 
     def force_flush(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> bool:
-        """Export buffered spans and metrics and hand queued Sentry events to the SDK. True if all did."""
-        deadline = time.monotonic() + timeout_s
+        """Export buffered spans and metrics and send queued Sentry events, all within ``timeout_s``.
+
+        True only if everything was delivered or handed off (docs/configuration.md says what that means
+        for each part); False if anything failed, was still pending at the deadline, or could not be
+        confirmed. Never raises.
+        """
+        deadline = time.monotonic() + budget(timeout_s)
         # Calls whose end a garbage collection deferred are delivered first, so their spans are flushed.
         _safely(run_deferred, "configure.force_flush.deferred")
-        ok = True
-        for provider in (self.tracer_provider, self.meter_provider):
-            ok = _flush(provider, deadline) and ok
-        if self.sentry_bridge is not None:
-            ok = bool(self.sentry_bridge.flush(timeout=_left(deadline))) and ok
-        return ok
+        failed_before = self._failed_exports()
+        bridge = self.sentry_bridge
+        # The bridge's worker emits an incident span per event: hand the events over before the spans
+        # are flushed. Normally instant; a hanging capture only uses up this flush's own budget.
+        handed_over = bridge is None or bridge.wait_idle(left(deadline))
+        calls: list[tuple[str, Callable[[], object]]] = [
+            (f"configure.force_flush.{name}", partial(_flush, provider, deadline))
+            for name, provider in (("traces", self.tracer_provider), ("metrics", self.meter_provider))
+            if provider is not None
+        ]
+        if bridge is not None:
+            calls.append(("configure.force_flush.sentry", lambda: bridge.flush(timeout=left(deadline))))
+        flushed = all(run_until(deadline, calls))
+        return handed_over and flushed and self._failed_exports() == failed_before
 
     def shutdown(self, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
-        """Stop monitors, flush spans, metrics and Sentry, shut down the providers we created, reset defaults.
+        """Stop monitors, flush spans, metrics and Sentry, shut down what we created, reset defaults.
 
-        Providers the app owns are flushed, never shut down. Idempotent; never raises.
+        Everything shares one deadline, ``timeout_s`` from now: the call returns within it (plus thread
+        start-up) even when an exporter or Sentry hangs. Providers the app owns are flushed, never shut
+        down. Idempotent; never raises.
         """
         global _current
         with self._lock:
@@ -128,25 +167,32 @@ class ModelHealth:
                 return
             self._shut_down = True
             hooks, self._stop_hooks = self._stop_hooks, []
-        deadline = time.monotonic() + timeout_s
-        for hook in reversed(hooks):
-            _safely(hook, "configure.shutdown.hook")
+        deadline = time.monotonic() + budget(timeout_s)
+        _safely(lambda: atexit.unregister(self._at_exit), "configure.shutdown.atexit")
+        if hooks:
+            run_until(deadline, [("configure.shutdown.hooks", partial(_run_hooks, hooks))])
         _safely(run_deferred, "configure.shutdown.deferred")
         bridge = self.sentry_bridge
         if bridge is not None:
-            # Flush before close: close() only hands queued events to the SDK, flush() also sends them.
-            _safely(lambda: bridge.flush(timeout=_left(deadline)), "configure.shutdown.sentry_flush")
-            _safely(lambda: bridge.close(timeout=_left(deadline)), "configure.shutdown.sentry_close")
-        for provider, owned in (
-            (self.tracer_provider, self.owns_tracer_provider),
-            (self.meter_provider, self.owns_meter_provider),
+            # First, so the incident spans of the last events reach the tracer provider before it closes.
+            _safely(lambda: bridge.close(timeout=left(deadline)), "configure.shutdown.sentry_close")
+        calls: list[tuple[str, Callable[[], object]]] = []
+        for name, provider, owned in (
+            ("traces", self.tracer_provider, self.owns_tracer_provider),
+            ("metrics", self.meter_provider, self.owns_meter_provider),
         ):
-            if provider is None:
-                continue
-            if owned:
-                _shutdown(provider, deadline)
-            else:
-                _flush(provider, deadline)
+            if provider is not None:
+                stop = _shutdown if owned else _flush
+                calls.append((f"configure.shutdown.{name}", partial(stop, provider, deadline)))
+        if bridge is not None:
+            client = self._sentry_client
+            send = bridge.flush if client is None else partial(_close_sentry_client, client)
+            calls.append(("configure.shutdown.sentry", lambda: send(timeout=left(deadline))))
+        run_until(deadline, calls)
+        for exporter in self._exporters:
+            # An export still hanging at the deadline: stop its retries and close its connection, so its
+            # thread ends soon rather than after the exporter's own timeout.
+            _safely(exporter.shutdown, "configure.shutdown.exporter")
         health_metrics = self._health_metrics
         if health_metrics is not None:
             # The API cannot remove instruments from the app's meter provider: make them report nothing.
@@ -157,6 +203,12 @@ class ModelHealth:
                 defaults.set_defaults(registry=None, tracer_provider=None, meter_provider=None)
                 if self._classifier_set:
                     defaults.set_call_classifier(None)
+
+    def _at_exit(self) -> None:
+        self.shutdown(EXIT_TIMEOUT_S)
+
+    def _failed_exports(self) -> int:
+        return sum(exporter.failed_exports for exporter in self._exporters)
 
     def __enter__(self) -> ModelHealth:
         return self
@@ -317,13 +369,13 @@ def _build(
                 logger.info("an SDK meter provider is installed: the app owns metric export, none added")
         health_metrics = _register_metrics(registry, mp)
 
-    bridge = _start_sentry(sentry_plan, settings, registry, tp, mp)
+    bridge, sentry_client = _start_sentry(sentry_plan, settings, registry, tp, mp)
     defaults.set_defaults(
         registry=registry, tracer_provider=tp, meter_provider=mp, capture_content=settings.capture_content
     )
     if call_classifier is not None:
         defaults.set_call_classifier(call_classifier)
-    return ModelHealth(
+    handle = ModelHealth(
         settings=settings,
         options=options,
         registry=registry,
@@ -332,10 +384,17 @@ def _build(
         owns_tracer_provider=owns_tp,
         owns_meter_provider=owns_mp,
         sentry_bridge=bridge,
+        sentry_client=sentry_client,
         span_processor=processor,
         health_metrics=health_metrics,
         classifier_set=call_classifier is not None,
+        exporters=[e for e in (span_exporter, metric_exporter) if e is not None],
     )
+    # One bounded shutdown at exit replaces the providers' own exit handlers (created without them), and
+    # runs before sentry-sdk's and the bridge's (atexit runs the last registered first), leaving them
+    # nothing to wait for.
+    atexit.register(handle._at_exit)
+    return handle
 
 
 def _is_unset(provider: object) -> bool:
@@ -364,7 +423,7 @@ def _create_tracer_provider(resource: Any, exporter: Any, set_global: bool) -> S
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    provider = TracerProvider(resource=resource)
+    provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter))
     if set_global and _is_unset_api(trace.get_tracer_provider()):
@@ -384,7 +443,7 @@ def _create_meter_provider(resource: Any, exporter: Any, settings: Settings) -> 
                 exporter, export_interval_millis=settings.metric_export_interval_s * 1000.0
             )
         )
-    provider = MeterProvider(resource=resource, metric_readers=readers)
+    provider = MeterProvider(resource=resource, metric_readers=readers, shutdown_on_exit=False)
     if settings.set_global and _is_unset_api(metrics.get_meter_provider()):
         metrics.set_meter_provider(provider)
         _our_globals.add(id(provider))
@@ -452,14 +511,15 @@ def _start_sentry(
     registry: HealthRegistry,
     tracer_provider: trace.TracerProvider | None,
     meter_provider: metrics.MeterProvider | None,
-) -> SentryBridge | None:
+) -> tuple[SentryBridge | None, Any]:
+    """The bridge, and the sentry_sdk client if this call initialised it (else None)."""
     if not planned:
-        return None
+        return None, None
     from .sentry.bridge import SentryBridge
-    from .sentry.init import init_sentry
+    from .sentry.init import import_sentry_sdk, init_sentry
 
     # Leaves an app-initialised client alone; otherwise initialises with the SDK's GenAI integrations off.
-    init_sentry(settings.sentry)
+    client = import_sentry_sdk().get_client() if init_sentry(settings.sentry) else None
     bridge = SentryBridge(
         critical_models=settings.critical_models,
         trace_url_template=settings.trace_url_template,
@@ -471,7 +531,7 @@ def _start_sentry(
             bridge.register_dropped_metric(meter_provider)
         except Exception:
             report_internal_error("configure.sentry_dropped_metric")
-    return bridge
+    return bridge, client
 
 
 # --- helpers ----------------------------------------------------------------------------------------------
@@ -486,33 +546,41 @@ def _same(a: object, b: object) -> bool:
         return False
 
 
-def _left(deadline: float) -> float:
-    return max(0.0, deadline - time.monotonic())
-
-
 def _flush(provider: object, deadline: float) -> bool:
     flush = getattr(provider, "force_flush", None)
     if flush is None:
         return True
-    try:
-        return bool(flush(int(_left(deadline) * 1000)))
-    except Exception:
-        report_internal_error("configure.flush")
-        return False
+    return bool(flush(int(left(deadline) * 1000)))
 
 
 def _shutdown(provider: object, deadline: float) -> None:
     shutdown = getattr(provider, "shutdown", None)
     if shutdown is None:
         return
-    try:
-        # MeterProvider.shutdown takes timeout_millis; TracerProvider.shutdown takes none (it flushes).
-        if isinstance(provider, metrics.MeterProvider):
-            shutdown(timeout_millis=_left(deadline) * 1000)
-        else:
-            shutdown()
-    except Exception:
-        report_internal_error("configure.provider_shutdown")
+    # MeterProvider.shutdown takes timeout_millis; TracerProvider.shutdown takes none (it flushes without
+    # a bound: run_until is what bounds it).
+    if isinstance(provider, metrics.MeterProvider):
+        shutdown(timeout_millis=left(deadline) * 1000)
+    else:
+        shutdown()
+
+
+def _run_hooks(hooks: list[Callable[[], Any]]) -> None:
+    for hook in reversed(hooks):
+        _safely(hook, "configure.shutdown.hook")
+
+
+def _close_sentry_client(client: Any, *, timeout: float) -> None:
+    """Uninstall the sentry_sdk client configure() initialised, then close it within ``timeout``.
+
+    Uninstalled first, sentry-sdk's exit handler no longer finds it (and cannot race this close, which
+    may still be sending after shutdown() returned), and a later ``configure()`` initialises a new one.
+    """
+    import sentry_sdk
+
+    if sentry_sdk.get_client() is client:
+        sentry_sdk.get_global_scope().set_client(None)
+    client.close(timeout=timeout)
 
 
 def _safely(action: Callable[[], Any], where: str) -> None:

@@ -6,17 +6,23 @@ is configured, so the rest of the library works without it (and without grpcio).
 Settings the exporters read from the environment themselves (``OTEL_EXPORTER_OTLP_*_TIMEOUT``,
 ``_COMPRESSION``, ``_CERTIFICATE``, ``_CLIENT_KEY``, ``_CLIENT_CERTIFICATE``, ``OTEL_EXPORTER_OTLP_INSECURE``)
 keep working: only endpoint and headers are passed explicitly.
+
+Each exporter comes wrapped in a ``Tracked*Exporter`` that counts failed exports: the SDK's batch span
+processor and periodic metric reader report a flush as done even when its export failed, and
+``ModelHealth.force_flush()`` must not.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final
+import threading
+from collections.abc import Sequence
+from typing import Any, Final
+
+from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from .settings import ConfigurationError, OtlpSignalSettings
-
-if TYPE_CHECKING:
-    from opentelemetry.sdk.metrics.export import MetricExporter
-    from opentelemetry.sdk.trace.export import SpanExporter
 
 INSTALL_HINT: Final = "pip install 'otel_model_health[otlp]'"
 
@@ -33,7 +39,83 @@ def _missing(settings: OtlpSignalSettings, exc: ImportError) -> MissingExtraErro
     )
 
 
-def span_exporter(settings: OtlpSignalSettings) -> SpanExporter:
+class _Tracking:
+    """Failed-export count and a once-only shutdown, shared by the two wrappers."""
+
+    def __init__(self) -> None:
+        # Exports of one exporter never overlap (the batch processor and the reader each hold a lock
+        # around them), so the count needs no lock of its own.
+        self.failed_exports = 0
+        self._shutdown_lock = threading.Lock()
+        self._shut_down = False
+
+    def _shutdown_once(self, inner: SpanExporter | MetricExporter) -> None:
+        # Called by the SDK at the end of its own shutdown and by ModelHealth.shutdown() to cut a
+        # hanging export short: the second call must not reach the exporter (it logs a warning).
+        with self._shutdown_lock:
+            if self._shut_down:
+                return
+            self._shut_down = True
+        inner.shutdown()
+
+
+class TrackedSpanExporter(_Tracking, SpanExporter):
+    """A span exporter that counts its failed exports in ``failed_exports``."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        _Tracking.__init__(self)
+        self.inner = inner
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            result = self.inner.export(spans)
+        except Exception:
+            self.failed_exports += 1
+            raise
+        if result is not SpanExportResult.SUCCESS:
+            self.failed_exports += 1
+        return result
+
+    def shutdown(self) -> None:
+        self._shutdown_once(self.inner)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+class TrackedMetricExporter(_Tracking, MetricExporter):
+    """A metric exporter that counts its failed exports in ``failed_exports``."""
+
+    def __init__(self, inner: MetricExporter) -> None:
+        _Tracking.__init__(self)
+        # The reader reads the exporter's temporality and aggregation preferences from these.
+        MetricExporter.__init__(
+            self,
+            preferred_temporality=inner._preferred_temporality,
+            preferred_aggregation=inner._preferred_aggregation,
+        )
+        self.inner = inner
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        try:
+            result = self.inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
+        except Exception:
+            self.failed_exports += 1
+            raise
+        if result is not MetricExportResult.SUCCESS:
+            self.failed_exports += 1
+        return result
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        self._shutdown_once(self.inner)
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+def span_exporter(settings: OtlpSignalSettings) -> TrackedSpanExporter:
     """Build the OTLP span exporter for ``settings`` (``signal == "traces"``)."""
     if settings.signal != "traces":
         raise ConfigurationError(f"span_exporter needs traces settings, got {settings.signal!r}")
@@ -44,15 +126,15 @@ def span_exporter(settings: OtlpSignalSettings) -> SpanExporter:
                 OTLPSpanExporter as GrpcSpanExporter,
             )
 
-            return GrpcSpanExporter(endpoint=settings.endpoint, headers=headers)
+            return TrackedSpanExporter(GrpcSpanExporter(endpoint=settings.endpoint, headers=headers))
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
 
-        return HttpSpanExporter(endpoint=settings.endpoint, headers=headers)
+        return TrackedSpanExporter(HttpSpanExporter(endpoint=settings.endpoint, headers=headers))
     except ImportError as exc:
         raise _missing(settings, exc) from exc
 
 
-def metric_exporter(settings: OtlpSignalSettings) -> MetricExporter:
+def metric_exporter(settings: OtlpSignalSettings) -> TrackedMetricExporter:
     """Build the OTLP metric exporter for ``settings`` (``signal == "metrics"``).
 
     Temporality and aggregation are left to the exporter's defaults, which honour
@@ -68,11 +150,11 @@ def metric_exporter(settings: OtlpSignalSettings) -> MetricExporter:
                 OTLPMetricExporter as GrpcMetricExporter,
             )
 
-            return GrpcMetricExporter(endpoint=settings.endpoint, headers=headers)
+            return TrackedMetricExporter(GrpcMetricExporter(endpoint=settings.endpoint, headers=headers))
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
             OTLPMetricExporter as HttpMetricExporter,
         )
 
-        return HttpMetricExporter(endpoint=settings.endpoint, headers=headers)
+        return TrackedMetricExporter(HttpMetricExporter(endpoint=settings.endpoint, headers=headers))
     except ImportError as exc:
         raise _missing(settings, exc) from exc

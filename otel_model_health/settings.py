@@ -6,11 +6,15 @@ telemetry that silently goes nowhere.
 
 The OpenTelemetry variables follow the OpenTelemetry SDK environment specification: booleans are true
 only for ``true`` (any case); ``OTEL_EXPORTER_OTLP_ENDPOINT`` is a base URL to which ``/v1/traces`` and
-``/v1/metrics`` are appended for http/protobuf, while the per-signal endpoints are used as given.
+``/v1/metrics`` are appended for http/protobuf, while the per-signal endpoints are used as given;
+``OTEL_TRACES_EXPORTER`` / ``OTEL_METRICS_EXPORTER`` / ``OTEL_LOGS_EXPORTER`` select exporters, and a
+value we do not know is ignored with a warning, as the spec requires of enum values. Numeric variables
+are stricter than the spec (which says to ignore a bad one): a bad number fails start-up, here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -40,6 +44,29 @@ ENV_ENDPOINT: Final = "OTEL_EXPORTER_OTLP_ENDPOINT"
 ENV_PROTOCOL: Final = "OTEL_EXPORTER_OTLP_PROTOCOL"
 ENV_HEADERS: Final = "OTEL_EXPORTER_OTLP_HEADERS"
 ENV_METRIC_EXPORT_INTERVAL: Final = "OTEL_METRIC_EXPORT_INTERVAL"  # milliseconds, per the OTel spec
+ENV_TRACES_EXPORTER: Final = "OTEL_TRACES_EXPORTER"
+ENV_METRICS_EXPORTER: Final = "OTEL_METRICS_EXPORTER"
+ENV_LOGS_EXPORTER: Final = "OTEL_LOGS_EXPORTER"
+ENV_BSP_MAX_QUEUE_SIZE: Final = "OTEL_BSP_MAX_QUEUE_SIZE"
+ENV_BSP_MAX_EXPORT_BATCH_SIZE: Final = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"
+
+# The largest number accepted in a numeric variable: the OTel spec's integer range, well below where a
+# wait overflows threading's timeouts (OTEL_METRIC_EXPORT_INTERVAL=1e30 killed the metric reader's thread).
+MAX_NUMBER: Final = 2**31 - 1
+# Numeric variables the SDK and the OTLP exporters read themselves from the pipeline configure() builds:
+# (name, integer only, unit). Checked here because the SDK falls back silently on some, raises deep
+# inside on others, and accepts values that break export later. The Python OTLP exporters read their
+# timeouts in seconds, not in the milliseconds of the spec.
+SDK_NUMBERS: Final[tuple[tuple[str, bool, str], ...]] = (
+    ("OTEL_METRIC_EXPORT_TIMEOUT", False, "milliseconds"),
+    ("OTEL_BSP_SCHEDULE_DELAY", True, "milliseconds"),
+    (ENV_BSP_MAX_QUEUE_SIZE, True, "spans"),
+    (ENV_BSP_MAX_EXPORT_BATCH_SIZE, True, "spans"),
+    ("OTEL_EXPORTER_OTLP_TIMEOUT", False, "seconds"),
+    ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", False, "seconds"),
+    ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", False, "seconds"),
+)
+DEFAULT_BSP_MAX_QUEUE_SIZE: Final = 2048  # the SDK's
 
 
 def signal_env(signal: Signal, what: Literal["ENDPOINT", "PROTOCOL", "HEADERS"]) -> str:
@@ -132,6 +159,9 @@ def load_settings(
                      otlp_traces_protocol, otlp_traces_headers)  # fmt: skip
     metrics = _signal("metrics", env, otlp_endpoint, otlp_protocol, otlp_headers, otlp_metrics_endpoint,
                       otlp_metrics_protocol, otlp_metrics_headers)  # fmt: skip
+    # configure() sets up no log pipeline: the variable is only checked, so a typo is still reported.
+    _otlp_selected(ENV_LOGS_EXPORTER, env)
+    _check_sdk_numbers(env)
 
     return Settings(
         sdk_disabled=disabled,
@@ -229,16 +259,18 @@ def _signal(
     prefix = f"otlp_{signal}_"
     protocol = _protocol(signal, env, protocol_option, signal_protocol_option)
     headers = _headers(signal, env, headers_option, signal_headers_option)
+    # OTEL_<SIGNAL>_EXPORTER=none turns off the endpoints of the environment; an option still wins.
+    from_env = _otlp_selected(ENV_TRACES_EXPORTER if signal == "traces" else ENV_METRICS_EXPORTER, env)
 
     # The most specific source wins: signal option, signal variable, general option, general variable.
-    candidates: list[tuple[str | None, str, bool]] = [
-        (signal_endpoint_option, f"option {prefix}endpoint", True),
-        (env.get(signal_env(signal, "ENDPOINT")), signal_env(signal, "ENDPOINT"), True),
-        (endpoint_option, "option otlp_endpoint", False),
-        (env.get(ENV_ENDPOINT), ENV_ENDPOINT, False),
+    candidates: list[tuple[str | None, str, bool, bool]] = [
+        (signal_endpoint_option, f"option {prefix}endpoint", True, True),
+        (env.get(signal_env(signal, "ENDPOINT")), signal_env(signal, "ENDPOINT"), True, from_env),
+        (endpoint_option, "option otlp_endpoint", False, True),
+        (env.get(ENV_ENDPOINT), ENV_ENDPOINT, False, from_env),
     ]
-    for raw, source, exact in candidates:
-        if raw is None or (isinstance(raw, str) and not raw.strip()):
+    for raw, source, exact, allowed in candidates:
+        if not allowed or raw is None or (isinstance(raw, str) and not raw.strip()):
             continue
         url = _check_url(source, raw)
         if protocol == "http/protobuf" and not exact:
@@ -323,25 +355,69 @@ def _check_url(source: str, raw: object) -> str:
     return text
 
 
+def _otlp_selected(name: str, env: Mapping[str, str]) -> bool:
+    """Whether ``OTEL_<SIGNAL>_EXPORTER`` (a comma list, default ``otlp``) selects OTLP export.
+
+    ``none`` selects no exporter. Other values (``console``, ``zipkin``, ``prometheus``, typos) have no
+    exporter here: each is ignored with a warning, as the OTel spec requires of an unknown enum value.
+    """
+    raw = env.get(name) or ""
+    names = {item.strip().lower() for item in raw.split(",") if item.strip()}
+    unknown = names - {"otlp", "none"}
+    if unknown:
+        logger.warning(
+            "%s=%r: %s ignored (otel_model_health supports only 'otlp' and 'none')",
+            name,
+            raw,
+            ", ".join(sorted(unknown)),
+        )
+    names -= unknown
+    if names == {"otlp", "none"}:
+        raise ConfigurationError(f"{name}: 'none' cannot be combined with 'otlp', got {raw!r}")
+    return names != {"none"}
+
+
+def _number(source: str, raw: object, *, integer: bool, unit: str, text: bool = True) -> float:
+    """A positive number no larger than ``MAX_NUMBER``; anything else raises, naming ``source``.
+
+    ``text``: parse a string (a variable's value); an option must be a number already.
+    """
+    value = math.nan
+    if isinstance(raw, str) and text:
+        with contextlib.suppress(ValueError):
+            value = int(raw.strip()) if integer else float(raw)
+    elif isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        value = raw
+    if not 0 < value <= MAX_NUMBER:  # also rejects NaN and infinities
+        kind = "integer" if integer else "number"
+        raise ConfigurationError(
+            f"{source} must be a positive {kind} of {unit}, at most {MAX_NUMBER}, got {raw!r}"
+        )
+    return float(value)
+
+
+def _check_sdk_numbers(env: Mapping[str, str]) -> None:
+    for name, integer, unit in SDK_NUMBERS:
+        raw = env.get(name) or ""
+        if raw.strip():
+            _number(name, raw, integer=integer, unit=unit)
+    queue = env.get(ENV_BSP_MAX_QUEUE_SIZE) or ""
+    batch = env.get(ENV_BSP_MAX_EXPORT_BATCH_SIZE) or ""
+    if batch.strip() and int(batch) > (int(queue) if queue.strip() else DEFAULT_BSP_MAX_QUEUE_SIZE):
+        # The SDK's BatchSpanProcessor would raise this from inside configure().
+        raise ConfigurationError(
+            f"{ENV_BSP_MAX_EXPORT_BATCH_SIZE} ({batch.strip()}) must not exceed {ENV_BSP_MAX_QUEUE_SIZE} "
+            f"({queue.strip() or f'default {DEFAULT_BSP_MAX_QUEUE_SIZE}'})"
+        )
+
+
 def _interval(option: float | None, env: Mapping[str, str]) -> float:
     if option is not None:
-        if isinstance(option, bool) or not isinstance(option, (int, float)) or not option > 0:
-            raise ConfigurationError(
-                f"option metric_export_interval_s must be a positive number, got {option!r}"
-            )
-        return float(option)
+        return _number("option metric_export_interval_s", option, integer=False, unit="seconds", text=False)
     raw = (env.get(ENV_METRIC_EXPORT_INTERVAL) or "").strip()
     if not raw:
         return DEFAULT_METRIC_EXPORT_INTERVAL_S
-    try:
-        millis = float(raw)
-    except ValueError:
-        millis = math.nan
-    if not millis > 0:  # also rejects NaN
-        raise ConfigurationError(
-            f"{ENV_METRIC_EXPORT_INTERVAL} must be a positive number of milliseconds, got {raw!r}"
-        )
-    return millis / 1000.0
+    return _number(ENV_METRIC_EXPORT_INTERVAL, raw, integer=False, unit="milliseconds") / 1000.0
 
 
 # --- health ----------------------------------------------------------------------------------------------

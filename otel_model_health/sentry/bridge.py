@@ -33,6 +33,8 @@ DEFAULT_QUEUE_SIZE: Final = 100
 DEFAULT_FIRST_FAILURE_INTERVAL_S: Final = 600.0
 # Dedup state is per ModelKey; the registry caps keys at 500, this caps the bridge if fed by anything else.
 MAX_TRACKED_KEYS: Final = 4096
+# The shortest SDK flush: long enough for the SDK to look at its queue and report what is pending.
+_MIN_SDK_FLUSH_S: Final = 0.001
 
 _RE_ARMING: Final = frozenset({TransitionKind.RECOVERED})
 
@@ -142,21 +144,50 @@ class SentryBridge:
             report_internal_error("sentry.bridge.listener")
 
     def flush(self, timeout: float = 2.0) -> bool:
-        """Wait until queued events are handed to the SDK, then flush the SDK. True if the queue drained."""
+        """Hand queued events to the SDK and wait, up to ``timeout`` seconds in all, for it to send them.
+
+        True only if the queue drained into the SDK and sentry-sdk's own flush ended with nothing left to
+        send. Events the SDK refused are not part of it: they are counted in ``dropped``.
+        """
         deadline = time.monotonic() + timeout
         try:
-            with self._cond:
-                drained = self._cond.wait_for(
-                    lambda: not self._jobs and not self._busy, timeout=max(0.0, deadline - time.monotonic())
-                )
-            self._sdk.flush(timeout=max(0.0, deadline - time.monotonic()))
-            return drained
+            handed_over = self.wait_idle(timeout)
+            sent = self._flush_sdk(max(0.0, deadline - time.monotonic()))
+            return handed_over and sent
         except Exception:
             report_internal_error("sentry.bridge.flush")
             return False
 
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until every queued event was handed to the SDK (not sent). True if it was in time."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._jobs and not self._busy, timeout=max(0.0, timeout))
+
+    def _flush_sdk(self, timeout: float) -> bool:
+        """``sentry_sdk.flush``, and whether its send queue emptied in time.
+
+        The SDK's flush returns nothing. It calls ``callback`` when events are still queued after a first
+        0.1 s, then waits for the rest of ``timeout`` and returns early only once its queue is empty. So:
+        no callback, nothing was pending; a callback and a return before the timeout, the queue emptied;
+        a return at the timeout, events are still pending.
+        """
+        pending = False
+
+        def on_pending(_count: int, _timeout: float) -> None:
+            nonlocal pending
+            pending = True
+
+        # The SDK skips a flush of 0 s altogether, which would read as "nothing pending".
+        timeout = max(timeout, _MIN_SDK_FLUSH_S)
+        started = time.monotonic()
+        self._sdk.flush(timeout=timeout, callback=on_pending)
+        return not pending or time.monotonic() - started < timeout
+
     def close(self, timeout: float = 2.0) -> None:
-        """Detach, let the worker hand over what is queued, and stop it. Later transitions are ignored."""
+        """Detach, let the worker hand over what is queued, and stop it. Later transitions are ignored.
+
+        Waits at most ``timeout`` seconds; does not flush the SDK (``flush()`` does).
+        """
         try:
             self.detach()
         except Exception:
@@ -167,7 +198,7 @@ class SentryBridge:
             worker = self._worker
             self._cond.notify_all()
         if worker is not None and worker is not threading.current_thread():
-            worker.join(timeout)
+            worker.join(max(0.0, timeout))
 
     def register_dropped_metric(self, meter_provider: MeterProvider | None = None) -> ObservableCounter:
         """Register the observable counter ``model_health.sentry.dropped`` reading ``self.dropped``."""

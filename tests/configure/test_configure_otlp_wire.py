@@ -178,3 +178,20 @@ def test_shutdown_exports_everything_before_exit(oteltap: OtelTap) -> None:
     assert sum(p.count for p in duration) == calls
     outcomes = _points_of(oteltap, "model_health.outcomes", model)
     assert [p.as_int for p in outcomes] == [calls]
+
+
+@pytest.mark.parametrize("signal_off", ["traces", "metrics"])
+def test_exporter_selection_none_turns_a_signal_off(oteltap: OtelTap, signal_off: str) -> None:
+    """OTEL_<SIGNAL>_EXPORTER=none: no exporter for that signal, although the endpoint is set."""
+    model = _model()
+    run_child(
+        CHILD_CALLS.format(model=model, calls=1, failures=0, configure_args=""),
+        {"OTEL_EXPORTER_OTLP_ENDPOINT": oteltap.endpoint, f"OTEL_{signal_off.upper()}_EXPORTER": "none"},
+    )
+    # The child has exited: shutdown() exported what it had, so the other signal is there already.
+    if signal_off == "traces":
+        oteltap.wait_for(lambda t: _points_of(t, "model_health.outcomes", model), describe="metrics")
+        assert _spans_of(oteltap, model) == []
+    else:
+        oteltap.wait_for(lambda t: _spans_of(t, model), describe="the span")
+        assert _points_of(oteltap, "model_health.outcomes", model) == []

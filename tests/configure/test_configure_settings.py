@@ -157,6 +157,33 @@ INVALID_ENV: list[tuple[dict[str, str], list[str]]] = [
     ({"OTEL_RESOURCE_ATTRIBUTES": "a=1,=x"}, ["OTEL_RESOURCE_ATTRIBUTES", "'=x'"]),
     ({"OTEL_METRIC_EXPORT_INTERVAL": "-5"}, ["OTEL_METRIC_EXPORT_INTERVAL", "'-5'"]),
     ({"OTEL_METRIC_EXPORT_INTERVAL": "soon"}, ["OTEL_METRIC_EXPORT_INTERVAL", "'soon'"]),
+    # 1e30 ms overflowed the metric reader's wait: its thread died and metrics silently stopped.
+    ({"OTEL_METRIC_EXPORT_INTERVAL": "1e30"}, ["OTEL_METRIC_EXPORT_INTERVAL", "'1e30'", "2147483647"]),
+    ({"OTEL_METRIC_EXPORT_INTERVAL": "0"}, ["OTEL_METRIC_EXPORT_INTERVAL", "'0'"]),
+    ({"OTEL_METRIC_EXPORT_INTERVAL": "nan"}, ["OTEL_METRIC_EXPORT_INTERVAL", "'nan'"]),
+    ({"OTEL_METRIC_EXPORT_INTERVAL": "inf"}, ["OTEL_METRIC_EXPORT_INTERVAL", "'inf'"]),
+    ({"OTEL_METRIC_EXPORT_TIMEOUT": "-1"}, ["OTEL_METRIC_EXPORT_TIMEOUT", "'-1'", "milliseconds"]),
+    ({"OTEL_METRIC_EXPORT_TIMEOUT": "1e30"}, ["OTEL_METRIC_EXPORT_TIMEOUT", "'1e30'"]),
+    ({"OTEL_BSP_SCHEDULE_DELAY": "1e30"}, ["OTEL_BSP_SCHEDULE_DELAY", "'1e30'", "integer"]),
+    ({"OTEL_BSP_SCHEDULE_DELAY": "-1"}, ["OTEL_BSP_SCHEDULE_DELAY", "'-1'"]),
+    ({"OTEL_BSP_SCHEDULE_DELAY": "2.5"}, ["OTEL_BSP_SCHEDULE_DELAY", "'2.5'", "integer"]),
+    ({"OTEL_BSP_MAX_QUEUE_SIZE": "0"}, ["OTEL_BSP_MAX_QUEUE_SIZE", "'0'"]),
+    ({"OTEL_BSP_MAX_QUEUE_SIZE": "99999999999"}, ["OTEL_BSP_MAX_QUEUE_SIZE", "'99999999999'"]),
+    ({"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "nan"}, ["OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "'nan'"]),
+    (
+        {"OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "4096"},
+        ["OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4096", "OTEL_BSP_MAX_QUEUE_SIZE", "default 2048"],
+    ),
+    (
+        {"OTEL_BSP_MAX_QUEUE_SIZE": "100", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "200"},
+        ["OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "(200)", "OTEL_BSP_MAX_QUEUE_SIZE", "(100)"],
+    ),
+    ({"OTEL_EXPORTER_OTLP_TIMEOUT": "-10"}, ["OTEL_EXPORTER_OTLP_TIMEOUT", "'-10'", "seconds"]),
+    ({"OTEL_EXPORTER_OTLP_TIMEOUT": "inf"}, ["OTEL_EXPORTER_OTLP_TIMEOUT", "'inf'"]),
+    ({"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "NaN"}, ["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "'NaN'"]),
+    ({"OTEL_EXPORTER_OTLP_METRICS_TIMEOUT": "1e30"}, ["OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "'1e30'"]),
+    ({"OTEL_TRACES_EXPORTER": "none,otlp"}, ["OTEL_TRACES_EXPORTER", "'none,otlp'"]),
+    ({"OTEL_METRICS_EXPORTER": "otlp, NONE"}, ["OTEL_METRICS_EXPORTER", "'otlp, NONE'"]),
     ({"SENTRY_TRACES_SAMPLE_RATE": "20%"}, ["SENTRY_TRACES_SAMPLE_RATE", "'20%'"]),
     ({"SENTRY_TRACES_SAMPLE_RATE": "1.5"}, ["SENTRY_TRACES_SAMPLE_RATE", "'1.5'"]),
     ({"SENTRY_ENABLED": "ture"}, ["SENTRY_ENABLED", "'ture'"]),
@@ -173,6 +200,80 @@ def test_invalid_environment_names_variable_and_value(env: dict[str, str], expec
         assert part in message, message
 
 
+def test_valid_sdk_numbers_are_accepted() -> None:
+    s = load_settings(
+        {
+            "OTEL_METRIC_EXPORT_INTERVAL": "2147483647",
+            "OTEL_METRIC_EXPORT_TIMEOUT": "0.5",
+            "OTEL_BSP_SCHEDULE_DELAY": " 200 ",
+            "OTEL_BSP_MAX_QUEUE_SIZE": "64",
+            "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "64",
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "2.5",
+            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": "",  # empty is unset, per the OTel spec
+        }
+    )
+    assert s.metric_export_interval_s == 2147483.647
+
+
+EXPORTER_SELECTION: list[tuple[dict[str, str], bool, bool]] = [
+    # (extra environment, traces exporter, metrics exporter); every case has a general endpoint.
+    ({}, True, True),
+    ({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_METRICS_EXPORTER": "otlp"}, True, True),
+    ({"OTEL_TRACES_EXPORTER": "none"}, False, True),
+    ({"OTEL_METRICS_EXPORTER": " None "}, True, False),
+    ({"OTEL_TRACES_EXPORTER": "none", "OTEL_METRICS_EXPORTER": "none"}, False, False),
+    ({"OTEL_TRACES_EXPORTER": "otlp,otlp"}, True, True),
+    ({"OTEL_TRACES_EXPORTER": ""}, True, True),  # empty is unset: the default, otlp
+    (
+        {"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t:4318/v1/traces"},
+        False,
+        True,
+    ),
+]
+
+
+@pytest.mark.parametrize(("env", "traces", "metrics"), EXPORTER_SELECTION)
+def test_exporter_selection_variables(env: dict[str, str], traces: bool, metrics: bool) -> None:
+    s = load_settings({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", **env})
+    assert (s.traces is not None, s.metrics is not None) == (traces, metrics)
+
+
+def test_exporter_selection_none_yields_to_an_endpoint_option() -> None:
+    # Options win over the environment: OTEL_TRACES_EXPORTER=none only turns off the variables' endpoints.
+    s = load_settings(
+        {"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://env:4318"},
+        otlp_traces_endpoint="http://opt:4318/v1/traces",
+    )
+    assert s.traces is not None and s.traces.endpoint == "http://opt:4318/v1/traces"
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "ignored", "traces"),
+    [
+        ("OTEL_TRACES_EXPORTER", "zipkin", "zipkin", True),  # ignored: the default, otlp, applies
+        ("OTEL_TRACES_EXPORTER", "console,none", "console", False),
+        ("OTEL_METRICS_EXPORTER", "prometheus,otlp", "prometheus", True),
+        ("OTEL_LOGS_EXPORTER", "otlp,consol", "consol", True),
+    ],
+)
+def test_unknown_exporter_values_are_ignored_with_a_warning(
+    name: str, raw: str, ignored: str, traces: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The OTel spec: an enum value the implementation does not recognise MUST be warned about and ignored.
+    with caplog.at_level(logging.WARNING, logger="otel_model_health"):
+        s = load_settings({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318", name: raw})
+    assert (s.traces is not None) is traces
+    assert s.metrics is not None
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and name in warnings[0] and f"{ignored} ignored" in warnings[0], warnings
+
+
+def test_configure_refuses_an_overflowing_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "1e30")
+    with pytest.raises(ConfigurationError, match=r"OTEL_METRIC_EXPORT_INTERVAL .*'1e30'"):
+        omh.configure()
+
+
 def test_header_values_are_never_shown() -> None:
     with pytest.raises(ConfigurationError) as info:
         load_settings({"OTEL_EXPORTER_OTLP_HEADERS": "api-key-sk-live-123"})
@@ -187,6 +288,10 @@ INVALID_OPTIONS: list[tuple[dict[str, Any], list[str]]] = [
     ({"otlp_headers": {"x": 1}}, ["option otlp_headers", "'x'"]),
     ({"metric_export_interval_s": 0}, ["option metric_export_interval_s", "0"]),
     ({"metric_export_interval_s": -1.0}, ["option metric_export_interval_s", "-1.0"]),
+    ({"metric_export_interval_s": float("nan")}, ["option metric_export_interval_s", "nan"]),
+    ({"metric_export_interval_s": float("inf")}, ["option metric_export_interval_s", "inf"]),
+    ({"metric_export_interval_s": 1e30}, ["option metric_export_interval_s", "1e+30"]),
+    ({"metric_export_interval_s": "60"}, ["option metric_export_interval_s", "'60'"]),
     ({"max_keys": 0}, ["option max_keys", "0"]),
     ({"max_keys": "many"}, ["option max_keys", "'many'"]),
     ({"breaker": {"open_wait_s": -1}}, ["option breaker", "open_wait_s", "-1"]),
