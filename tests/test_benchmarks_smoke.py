@@ -30,6 +30,7 @@ def test_benchmark_harness_runs_and_writes_its_page(tmp_path: Path) -> None:
     ):
         assert section in proc.stdout
     assert "5. Scale" in proc.stdout and "6. Concurrency" in proc.stdout
+    assert "7. hostile and compressed bodies" in proc.stdout
     verdicts = [line for line in proc.stdout.splitlines() if line.strip().startswith(("PASS", "MISS"))]
     assert len(verdicts) >= 12
     page = out.read_text(encoding="utf-8")
