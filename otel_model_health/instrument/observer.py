@@ -59,7 +59,6 @@ class CallObserver:
         "_body",
         "_capture",
         "_decoder",
-        "_dropped",
         "_encoding",
         "_endpoint",
         "_first",
@@ -92,7 +91,6 @@ class CallObserver:
         self._malformed = False  # the caller's SDK cannot decode what it got
         self._unjudged = False  # we stopped reading the stream (our limits): its status decides
         self._decoder: decoding.ContentDecoder | None = None
-        self._dropped = 0  # SSE events too large for us to check
         self._active_at = 0.0
 
     # -- events from the transport -----------------------------------------------------------------------
@@ -195,7 +193,6 @@ class CallObserver:
         if parser.invalid:
             self._malformed = True
             self._sse = None
-        self._dropped = parser.dropped
 
     def _stop_parsing(self) -> None:
         """Our limits stopped the parse (not the stream): the outcome comes from the status and how the
