@@ -9,6 +9,7 @@ the call runs unobserved or with ``unknown`` in the failing part.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, Final, TypeAlias
 
 from opentelemetry import metrics, trace
@@ -18,6 +19,7 @@ from .. import semconv
 from .._internal import report_internal_error
 from ..health.types import HealthRecorder
 from ..keys import DIRECT_GATEWAY, MAX_MODEL_LENGTH, UNKNOWN, ModelKey
+from . import error_text
 from .call_args import ArgSpec, CallArgs, unwrap_descriptor
 from .measurement import CallMeasurement, InstrumentsRef, start_call
 
@@ -165,7 +167,7 @@ class CallPlan:
             if stream is None and self._stream_from_args:
                 value = self._spec.lookup(_STREAM_PARAM, instance, args, kwargs, None)
                 stream = value if isinstance(value, bool) else None
-            return start_call(
+            m = start_call(
                 self._ref.get(),
                 key=key,
                 operation_name=self._operation,
@@ -173,6 +175,9 @@ class CallPlan:
                 stream=stream,
                 attributes=extra,
             )
+            if m is not None:  # read only if an error text has to be cleaned of the call's content
+                m.request_content = partial(error_text.from_arguments, self._spec, instance, args, kwargs)
+            return m
         except Exception:
             report_internal_error("monitor.start")
             return None

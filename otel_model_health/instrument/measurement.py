@@ -41,6 +41,7 @@ from ..outcomes import (
     not_the_models_failure,
 )
 from ..redact import scrub
+from . import error_text
 
 _ACTIVE_KEY: Final = otel_context.create_key("otel_model_health.active_call")
 # The Context key under which the API keeps the current span (made unique at import by create_key), read
@@ -249,6 +250,7 @@ class CallMeasurement:
         "mh_operation",
         "operation_name",
         "output_tokens",
+        "request_content",
         "resend_count",
         "response_id",
         "response_model",
@@ -287,6 +289,8 @@ class CallMeasurement:
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
         self.resend_count: int | None = None
+        # Set by the front-end: the request's content, read only if an error text has to be cleaned of it.
+        self.request_content: error_text.ContentSource | None = None
         self.extra_metric_attributes: Mapping[str, AttributeValue] | None = None
 
         span_attributes: dict[str, AttributeValue] = {
@@ -429,13 +433,19 @@ class CallMeasurement:
                 or inst.recorder.has_succeeded(self.key),
             )
         outcome, error_type = classification
+        # Content capture off: error texts leave without the request's content (error_text.py).
+        content = None
+        if self.request_content is not None and (exception is not None or error_message):
+            content = error_text.load(self.request_content)
         if error_message is None and exception is not None:
-            error_message = describe_exception(exception)
+            error_message = describe_exception(exception) if content is None else content.describe(exception)
+        elif error_message and content is not None:
+            error_message = content.clean(error_message) or None
         self._clean_response_fields()
 
         span = self.span
         if span.is_recording():
-            self._set_span_result(span, outcome, error_type, status_code, exception, error_message)
+            self._set_span_result(span, outcome, error_type, status_code, exception, error_message, content)
         span.end()
 
         counted = not self._counted_descendant
@@ -481,6 +491,7 @@ class CallMeasurement:
         status_code: int | None,
         exception: BaseException | None,
         error_message: str | None,
+        content: error_text.RequestContent | None,
     ) -> None:
         attributes: dict[str, AttributeValue] = {semconv.MH_OUTCOME: outcome.value}
         if self.response_model is not None:
@@ -509,7 +520,11 @@ class CallMeasurement:
             # A provider may echo a key back in its error message; the message also ends the stack trace.
             try:
                 stacktrace = "".join(traceback.format_exception(exception))
-                message = describe_exception(exception).partition(": ")[2]
+                if content is None:
+                    message = describe_exception(exception).partition(": ")[2]
+                else:
+                    message = content.exception_message(exception)
+                    stacktrace = content.clean_stacktrace(exception, stacktrace)
                 span.record_exception(
                     exception,
                     attributes={

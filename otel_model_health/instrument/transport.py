@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from functools import partial
 from types import TracebackType
 from typing import Any, ClassVar, Final, TypeVar
 
@@ -24,7 +25,7 @@ from ..hosts import HostResolver, Route, route_key
 from ..keys import ModelKey
 from ..outcomes import MAX_RETRY_AFTER_S, parse_retry_after
 from ..redact import scrub
-from . import httpx_support
+from . import error_text, httpx_support
 from .capture import ContentCapture
 from .measurement import CallMeasurement, InstrumentsRef, describe_exception, start_call
 from .observer import CallObserver, sweep_idle_streams
@@ -114,6 +115,8 @@ class _Core:
             return None
         if resend:
             m.resend_count = resend
+        if content is None:  # not captured: error texts must not quote the body (read on error only)
+            m.request_content = partial(error_text.from_body, body)
         return CallObserver(m, endpoint, content)
 
     @staticmethod

@@ -319,6 +319,7 @@ class SentryBridge:
         with sdk.isolation_scope() as isolation, sdk.new_scope() as current:
             isolation.clear()
             current.clear()
+            current.add_event_processor(events.keep_own_fields)  # no sys.argv, modules, request ...
             event_id = sdk.capture_event(event)
         if event_id is None:
             self._count_dropped()

@@ -3,6 +3,11 @@
 The event is built by hand rather than through ``capture_exception``: there is no live exception (the
 failure happened in some earlier call, possibly in another thread), and a hand-built dict lets us control
 exactly what is sent: fingerprint, tags, contexts and the trace link.
+
+It is a message event, with no ``exception`` entry: Sentry and Bugsink title an event by its exception's
+type and value when it has one ("503: Service Unavailable" for every model and outage alike), and by its
+message otherwise, so the headline (``Model unavailable: openai/gpt-4o via openrouter (breaker opened,
+503)``) is what an issue list shows.
 """
 
 from __future__ import annotations
@@ -121,14 +126,15 @@ def build_fingerprint(transition: HealthTransition) -> list[str]:
 
 
 def build_tags(transition: HealthTransition) -> dict[str, str]:
+    if transition.kind is TransitionKind.PROVIDER_OUTAGE:
+        # Provider-level only: the model that happened to complete the outage is not its subject, and
+        # its tags would make ``model_id:X`` searches return the outage (the models are in the context).
+        return cut_tags({"provider": outage_provider(transition), "transition": str(transition.kind)})
     key = transition.key
     error = transition.error
-    provider = (
-        outage_provider(transition) if transition.kind is TransitionKind.PROVIDER_OUTAGE else key.provider
-    )
     return cut_tags(
         {
-            "provider": provider,
+            "provider": key.provider,
             "gateway": key.gateway,
             "model_id": key.model,
             "operation": transition.operation,
@@ -140,15 +146,20 @@ def build_tags(transition: HealthTransition) -> dict[str, str]:
     )
 
 
+def _trace_url(transition: HealthTransition, template: str | None) -> str | None:
+    if template is None or transition.trace_id is None:
+        return None
+    return render_trace_url(template, transition.trace_id, transition.span_id)
+
+
 def build_context(transition: HealthTransition, *, trace_url_template: str | None) -> dict[str, Any]:
     """The ``model_health`` context: the figures a responder needs (contexts are shown, not searched)."""
+    if transition.kind is TransitionKind.PROVIDER_OUTAGE:
+        return build_outage_context(transition, trace_url_template=trace_url_template)
     key = transition.key
     state = transition.state
     error = transition.error
-    trace_url = None
-    if trace_url_template is not None and transition.trace_id is not None:
-        trace_url = render_trace_url(trace_url_template, transition.trace_id, transition.span_id)
-    context: dict[str, Any] = {
+    return {
         "model_id": key.model,
         "provider": key.provider,
         "gateway": key.gateway,
@@ -164,34 +175,52 @@ def build_context(transition: HealthTransition, *, trace_url_template: str | Non
         "error_message": scrub(error.message) if error is not None and error.message else None,
         "last_failure": _iso(state.last_failure_at),
         "trace_sampled": transition.sampled,
-        "trace_url": trace_url,
+        "trace_url": _trace_url(transition, trace_url_template),
         "transition": str(transition.kind),
         "previous_breaker_state": str(transition.before),
         "consecutive_failures": state.consecutive_failures,
         "calls_in_window": state.calls_in_window,
         "open_until": _iso(state.open_until),
     }
-    if transition.kind is TransitionKind.PROVIDER_OUTAGE:
-        context["provider"] = outage_provider(transition)
-        context["provider_models"] = [str(model) for model in transition.provider_models]
-    return context
 
 
-def build_exception(transition: HealthTransition) -> dict[str, Any] | None:
-    """A synthetic exception entry from the recorded error type and message, when there is one."""
+def build_outage_context(transition: HealthTransition, *, trace_url_template: str | None) -> dict[str, Any]:
+    """A provider outage: its models, and the failure of the model that completed it (``last_*``)."""
     error = transition.error
-    if error is None or not (error.error_type or error.message):
-        return None
     return {
-        "values": [
-            {
-                "type": error.error_type or "ModelHealthError",
-                "value": scrub(error.message) if error.message else build_message(transition),
-                "module": LOGGER_NAME,
-                "mechanism": {"type": "model_health", "handled": True},
-            }
-        ]
+        "provider": outage_provider(transition),
+        "transition": str(transition.kind),
+        "provider_models": [str(model) for model in transition.provider_models],
+        "models_unhealthy": len(transition.provider_models),
+        "last_model": str(transition.key),
+        "last_error_type": error.error_type if error is not None else None,
+        "last_status_code": error.status_code if error is not None else None,
+        "last_error_message": scrub(error.message) if error is not None and error.message else None,
+        "last_failure": _iso(transition.state.last_failure_at),
+        "trace_sampled": transition.sampled,
+        "trace_url": _trace_url(transition, trace_url_template),
     }
+
+
+# The fields build_event sets, and what the event keeps of what sentry-sdk adds: its own metadata and the
+# runtime / OS contexts.
+_KEPT_FIELDS: Final = frozenset(
+    {"event_id", "timestamp", "level", "logger", "message", "fingerprint", "tags", "contexts"}
+    | {"platform", "sdk", "server_name", "release", "environment", "dist"}
+)
+_KEPT_CONTEXTS: Final = frozenset({CONTEXT_NAME, "trace", "runtime", "os"})
+
+
+def keep_own_fields(event: dict[str, Any], _hint: object) -> dict[str, Any]:
+    """A scope event processor for our events only: drop what sentry-sdk's integrations attach to every
+    event (``sys.argv`` under ``extra``, the installed ``modules``, a ``request`` or ``user`` of whatever
+    scope the event was captured from). A secret on the command line must not reach Sentry with every
+    model-health event. It runs last (current-scope processors follow the global ones)."""
+    kept = {key: value for key, value in event.items() if key in _KEPT_FIELDS}
+    contexts = kept.get("contexts")
+    if isinstance(contexts, dict):
+        kept["contexts"] = {name: value for name, value in contexts.items() if name in _KEPT_CONTEXTS}
+    return kept
 
 
 def build_event(
@@ -214,7 +243,4 @@ def build_event(
             "trace_id": format_trace_id(transition.trace_id),
             "span_id": format_span_id(transition.span_id),
         }
-    exception = build_exception(transition)
-    if exception is not None:
-        event["exception"] = exception
     return event

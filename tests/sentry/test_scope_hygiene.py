@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import sentry_sdk
@@ -93,3 +95,30 @@ def test_a_pii_control_event_does_carry_the_request_data(transport: CapturingTra
     assert event["user"]["email"] == EMAIL
     assert event["tags"]["request_id"] == "req-123"
     assert event["breadcrumbs"]["values"]
+
+
+def test_sdk_defaults_leave_no_argv_modules_or_request_data(
+    bridge: SentryBridge, transport: CapturingTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # sentry-sdk's default integrations (on in this client) put sys.argv under `extra` and the installed
+    # modules on every event; a framework integration's processor on the request's isolation scope adds
+    # the request. None of it may reach a model-health event: a secret on the command line would.
+    secret = "--api-key=sk-proj-ARGVSECRET0123456789"
+    monkeypatch.setattr(sys, "argv", [sys.argv[0], secret])  # the SDK keeps the first 10 items
+
+    def add_request(event: dict[str, Any], _hint: object) -> dict[str, Any]:
+        event["request"] = {"url": f"https://app.example/users/{EMAIL}"}
+        event.setdefault("contexts", {})["response"] = {"status_code": 500}
+        return event
+
+    with sentry_sdk.isolation_scope() as request_scope:
+        request_scope.add_event_processor(add_request)
+        bridge._capture(_Job(make_transition(TransitionKind.BREAKER_OPENED), "error"))
+        sentry_sdk.capture_message("control")  # an ordinary event of the app in the same scope
+    ours, control = transport.events
+    serialized = b"".join(envelope.serialize() for envelope in transport.envelopes)
+    assert serialized.count(b"ARGVSECRET") == 1  # the control event's, not ours
+    assert "ARGVSECRET" in repr(control) and "modules" in control and "request" in control
+    assert "extra" not in ours and "modules" not in ours and "request" not in ours
+    assert "response" not in ours["contexts"] and {"model_health", "trace"} <= set(ours["contexts"])
+    assert ours["message"].startswith("Model unavailable: openai/gpt-4o")
