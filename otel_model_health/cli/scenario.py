@@ -274,7 +274,7 @@ def _phases(raw: list[Any], models: tuple[ModelSpec, ...], duration: float) -> t
             target = _text(obj["model"], f"{where}.model")
             affected = tuple(m for m in models if m.model == target)
             if not affected:
-                raise ScenarioError(f"{where}.model {target!r} is not in 'models'")
+                raise ScenarioError(f"{where}.model {shown(target)} is not in 'models'")
         else:
             name = _text(obj["provider"], f"{where}.provider").strip().lower()
             target = f"provider {name}"
@@ -282,7 +282,7 @@ def _phases(raw: list[Any], models: tuple[ModelSpec, ...], duration: float) -> t
                 m for m in models if m.key.provider == ModelKey(provider=name, model="-").provider
             )
             if not affected:
-                raise ScenarioError(f"{where}.provider {name!r} has no model in 'models'")
+                raise ScenarioError(f"{where}.provider {shown(name)} has no model in 'models'")
         state = obj.get("state")
         if not isinstance(state, str) or state not in STATES:
             raise ScenarioError(f"{where}.state must be one of {list(STATES)}, got {shown(state)}")
