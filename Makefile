@@ -1,34 +1,44 @@
 # `make test` and `make demo` work on a fresh clone: they create .venv and install what they need.
+# Two installs, so a first `make demo` fetches only the demo's packages (not the test servers: Bugsink,
+# Django ...). Either order works: the dev install is a superset of the demo's.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
+DEMO_STAMP := $(VENV)/.installed-demo
+DEMO_DURATION ?= 30
 
 .PHONY: test lint typecheck unit demo bench clean
 
-$(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[all,dev]'
-	touch $(STAMP)
 
-lint: $(STAMP)
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[all,dev]'
+	touch $@
+
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[demo]'
+	touch $@
+
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check otel_model_health tests examples
 	$(BIN)/ruff format --check otel_model_health tests examples
 
-typecheck: $(STAMP)
+typecheck: $(DEV_STAMP)
 	$(BIN)/mypy otel_model_health
 
 # pytest exits 5 when it collects nothing; that is not a failure of the code.
-unit: $(STAMP)
+unit: $(DEV_STAMP)
 	$(BIN)/pytest -q tests; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
 
 test: lint typecheck unit
 
-demo: $(STAMP)
-	$(BIN)/otel-model-health demo --duration 30
+demo: $(DEMO_STAMP)
+	$(BIN)/otel-model-health demo --duration $(DEMO_DURATION)
 
-bench: $(STAMP)
+bench: $(DEV_STAMP)
 	$(BIN)/python -m tests.benchmarks
 
 clean:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from .._version import __version__
+from .text import printable
 
 EXIT_OK = 0
 EXIT_UNHEALTHY = 1
@@ -18,10 +20,17 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr, like the commands' own errors (argparse adds the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {printable(message)} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import demo, probe_cmd, status_cmd
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="otel-model-health",
         description="Which LLM models are healthy? A demo, a prober and a health-endpoint reader.",
         epilog="Exit codes: 0 healthy, 1 not healthy, 2 usage error or unreachable, 130 interrupted.",

@@ -24,6 +24,7 @@ from .display import Display, use_live_output
 from .incidents import IncidentLog, model_label, summarize
 from .scenario import Phase, Scenario, ScenarioError, load_scenario
 from .table import overall_line, row_from_state
+from .text import usage_error
 
 TICK_S: Final = 0.25
 EXIT_INTERRUPTED: Final = 130
@@ -76,8 +77,7 @@ def run_demo(args: argparse.Namespace) -> int:
     try:
         scenario = load_scenario(args.scenario)
     except ScenarioError as exc:
-        print(f"otel-model-health demo: error: {exc}", file=sys.stderr)
-        return 2
+        return usage_error("demo", exc)
     duration = args.duration if args.duration is not None else scenario.duration_s
     display = Display(live=use_live_output(sys.stdout, plain=args.plain))
     with _sigterm_as_interrupt():
@@ -123,8 +123,7 @@ class _Demo:
             )
         except (ConfigurationError, ImportError, OSError) as exc:
             provider.stop()
-            print(f"otel-model-health demo: error: {exc}", file=sys.stderr)
-            return 2
+            return usage_error("demo", exc)
         registry = telemetry.handle.registry
         self._intro(provider.base_url, telemetry.where, telemetry.sentry)
 

@@ -23,10 +23,10 @@ from .arguments import positive_seconds
 from .display import Display, use_live_output
 from .incidents import IncidentLog
 from .table import Row, render_table, row_from_state
+from .text import usage_error
 
 EXIT_OK: Final = 0
 EXIT_UNHEALTHY: Final = 1
-EXIT_USAGE: Final = 2
 EXIT_INTERRUPTED: Final = 130
 _ONCE_GRACE_S: Final = 3.0
 
@@ -83,11 +83,6 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(run=run_probe)
 
 
-def _usage_error(message: str) -> int:
-    print(f"otel-model-health probe: error: {message}", file=sys.stderr)
-    return EXIT_USAGE
-
-
 def check_base_url(url: str) -> str | None:
     """The reason ``url`` is not a usable base URL, or None."""
     try:
@@ -124,13 +119,16 @@ def _keys(args: argparse.Namespace, host: str) -> tuple[str, list[ModelKey]]:
 def run_probe(args: argparse.Namespace) -> int:
     problem = check_base_url(args.base_url)
     if problem is not None:
-        return _usage_error(problem)
+        return usage_error("probe", problem)
     if any(not m.strip() for m in args.models):
-        return _usage_error("--model must not be empty")
+        return usage_error("probe", "--model must not be empty")
+    if args.api_key is not None and not (args.api_key.isascii() and args.api_key.isprintable()):
+        # Never quoted: it is a secret. A header cannot carry it, so every probe would fail.
+        return usage_error("probe", "--api-key must be printable ASCII")
     if args.mode == "models" and args.api == "anthropic":
-        return _usage_error("--mode models is only available with the openai API")
+        return usage_error("probe", "--mode models is only available with the openai API")
     if args.once and args.duration is not None:
-        return _usage_error("--once and --duration exclude each other")
+        return usage_error("probe", "--once and --duration exclude each other")
     api, keys = _keys(args, urlsplit(args.base_url).hostname or "")
 
     from ..configure import configure
@@ -139,7 +137,7 @@ def run_probe(args: argparse.Namespace) -> int:
         # OTEL_SERVICE_NAME wins; without it the probe names itself (an option would beat the variable).
         handle = configure(service_name=os.environ.get("OTEL_SERVICE_NAME") or "otel-model-health-probe")
     except (ConfigurationError, ImportError) as exc:
-        return _usage_error(str(exc))
+        return usage_error("probe", str(exc))
     try:
         return _run(args, api, keys, handle)
     finally:

@@ -10,7 +10,6 @@ written by hand.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -21,8 +20,20 @@ from typing import Any, Final
 from ..health.types import BreakerConfig
 from ..keys import DIRECT_GATEWAY, ModelKey
 from ..testing.faults import Fault, FaultRule
+from . import strict_json
+from .arguments import MAX_SECONDS
+from .text import shown
 
 DEFAULT_SCENARIO: Final = "default.json"
+# Bounds that keep a hand-written (or hostile) file from exhausting threads, memory or the platform's
+# timeouts; the built-in scenario is far below each.
+MAX_FILE_BYTES: Final = 1024 * 1024
+MAX_MODELS: Final = 20
+MAX_PHASES: Final = 200
+MIN_CALLS_PER_S: Final = 0.01  # slower would mean waits of hours between two calls
+MAX_CALLS_PER_S: Final = 20  # the demo stays light
+MAX_COUNT: Final = 10_000  # integer settings: breaker windows and trials, stream_every, after_chunks
+MAX_FAULT_DELAY_S: Final = 30  # the SDK clients give up after 5 s anyway
 
 # A phase's `state` names the intent; each has a default fault, which `fault` / `probability` override.
 STATES: Final[dict[str, tuple[dict[str, Any] | None, float]]] = {
@@ -35,7 +46,7 @@ STATES: Final[dict[str, tuple[dict[str, Any] | None, float]]] = {
 }
 APIS: Final = ("openai", "anthropic")
 CLIENTS: Final = ("transport", "monitor")
-_BREAKER_FIELDS: Final = frozenset(f.name for f in fields(BreakerConfig))
+_BREAKER_DEFAULTS: Final = {f.name: f.default for f in fields(BreakerConfig)}
 
 
 class ScenarioError(ValueError):
@@ -150,20 +161,20 @@ class Scenario:
 def load_scenario(path: str | None) -> Scenario:
     """The scenario in ``path`` (a JSON file), or the built-in default one when ``path`` is None."""
     if path is None:
-        text = resources.files(__package__).joinpath("scenarios", DEFAULT_SCENARIO).read_text("utf-8")
+        data = resources.files(__package__).joinpath("scenarios", DEFAULT_SCENARIO).read_bytes()
         source = f"built-in {DEFAULT_SCENARIO}"
     else:
-        file = Path(path)
         try:
-            text = file.read_text(encoding="utf-8")
+            with open(path, "rb") as file:  # at most one byte too many: never a whole /dev/zero
+                data = file.read(MAX_FILE_BYTES + 1)
         except OSError as exc:
             raise ScenarioError(f"cannot read scenario file {path!r}: {exc.strerror or exc}") from exc
-        source = str(file)
+        source = str(path)
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ScenarioError(f"{source}: not valid JSON: {exc}") from exc
-    return parse_scenario(data, source=source)
+        document = strict_json.loads(data, max_bytes=MAX_FILE_BYTES)
+    except strict_json.JSONInputError as exc:
+        raise ScenarioError(f"{source}: {exc}") from None
+    return parse_scenario(document, source=source)
 
 
 def parse_scenario(data: Any, *, source: str = "<scenario>") -> Scenario:
@@ -182,23 +193,23 @@ def _parse(data: Any, source: str) -> Scenario:
     )
     duration = _number(obj.get("duration_s", 30), "duration_s", positive=True)
     raw_models = obj.get("models")
-    if not isinstance(raw_models, list) or not raw_models:
-        raise ScenarioError("'models' must be a non-empty list")
+    if not isinstance(raw_models, list) or not 1 <= len(raw_models) <= MAX_MODELS:
+        raise ScenarioError(f"'models' must be a list of 1 to {MAX_MODELS} models")
     models = tuple(_model(m, i) for i, m in enumerate(raw_models))
     keys = [m.key for m in models]
     if len(set(keys)) != len(keys):
         raise ScenarioError("'models' lists the same provider/model/gateway twice")
     raw_phases = obj.get("phases", [])
-    if not isinstance(raw_phases, list):
-        raise ScenarioError("'phases' must be a list")
+    if not isinstance(raw_phases, list) or len(raw_phases) > MAX_PHASES:
+        raise ScenarioError(f"'phases' must be a list of at most {MAX_PHASES} phases")
     phases = _phases(raw_phases, models, duration)
     return Scenario(
-        name=str(obj.get("name", Path(source).stem)),
-        description=str(obj.get("description", "")),
+        name=_text(obj.get("name", Path(source).stem), "name"),
+        description=_text(obj.get("description", ""), "description"),
         duration_s=duration,
         breaker=_breaker(obj.get("breaker", {})),
         probe_interval_s=_number(obj.get("probe_interval_s", 5), "probe_interval_s", positive=True),
-        seed=int(_number(obj.get("seed", 0), "seed")),
+        seed=_integer(obj.get("seed", 0), "seed", maximum=2**63 - 1),
         models=models,
         phases=phases,
         source=source,
@@ -214,29 +225,27 @@ def _model(data: Any, index: int) -> ModelSpec:
         where,
     )
     for name in ("provider", "model"):
-        if not isinstance(obj.get(name), str) or not obj[name].strip():
+        if not _text(obj.get(name), f"{where}.{name}").strip():
             raise ScenarioError(f"{where}.{name} must be a non-empty string")
     provider = obj["provider"].strip().lower()
-    gateway = str(obj.get("gateway", DIRECT_GATEWAY)).strip().lower() or DIRECT_GATEWAY
+    gateway = _text(obj.get("gateway", DIRECT_GATEWAY), f"{where}.gateway").strip().lower() or DIRECT_GATEWAY
     # Direct Anthropic traffic speaks the Messages API; anything else (gateways too) is OpenAI-compatible.
     default_api = "anthropic" if provider == "anthropic" and gateway == DIRECT_GATEWAY else "openai"
     api = obj.get("api", default_api)
     if api not in APIS:
-        raise ScenarioError(f"{where}.api must be one of {list(APIS)}, got {api!r}")
+        raise ScenarioError(f"{where}.api must be one of {list(APIS)}, got {shown(api)}")
     client = obj.get("client", "transport")
     if client not in CLIENTS:
-        raise ScenarioError(f"{where}.client must be one of {list(CLIENTS)}, got {client!r}")
+        raise ScenarioError(f"{where}.client must be one of {list(CLIENTS)}, got {shown(client)}")
     if client == "monitor" and api != "openai":
         raise ScenarioError(f"{where}: client 'monitor' is only available with api 'openai'")
-    stream_every = obj.get("stream_every", 3)
-    if not isinstance(stream_every, int) or isinstance(stream_every, bool) or stream_every < 0:
-        raise ScenarioError(f"{where}.stream_every must be an integer >= 0, got {stream_every!r}")
+    stream_every = _integer(obj.get("stream_every", 3), f"{where}.stream_every")
     probe = obj.get("probe", True)
     if not isinstance(probe, bool):
-        raise ScenarioError(f"{where}.probe must be true or false, got {probe!r}")
-    calls = _number(obj.get("calls_per_s", 1.0), f"{where}.calls_per_s")
-    if calls > 20:
-        raise ScenarioError(f"{where}.calls_per_s must be <= 20 (the demo stays light), got {calls!r}")
+        raise ScenarioError(f"{where}.probe must be true or false, got {shown(probe)}")
+    calls = _number(obj.get("calls_per_s", 1.0), f"{where}.calls_per_s", maximum=MAX_CALLS_PER_S)
+    if 0 < calls < MIN_CALLS_PER_S:
+        raise ScenarioError(f"{where}.calls_per_s must be 0 or >= {MIN_CALLS_PER_S}, got {shown(calls)}")
     return ModelSpec(
         provider=provider,
         model=obj["model"].strip(),
@@ -262,35 +271,28 @@ def _phases(raw: list[Any], models: tuple[ModelSpec, ...], duration: float) -> t
         if ("model" in obj) == ("provider" in obj):
             raise ScenarioError(f"{where} needs exactly one of 'model' or 'provider'")
         if "model" in obj:
-            target = str(obj["model"])
+            target = _text(obj["model"], f"{where}.model")
             affected = tuple(m for m in models if m.model == target)
             if not affected:
-                raise ScenarioError(f"{where}.model {target!r} is not in 'models'")
+                raise ScenarioError(f"{where}.model {shown(target)} is not in 'models'")
         else:
-            name = str(obj["provider"]).strip().lower()
+            name = _text(obj["provider"], f"{where}.provider").strip().lower()
             target = f"provider {name}"
             affected = tuple(
                 m for m in models if m.key.provider == ModelKey(provider=name, model="-").provider
             )
             if not affected:
-                raise ScenarioError(f"{where}.provider {name!r} has no model in 'models'")
+                raise ScenarioError(f"{where}.provider {shown(name)} has no model in 'models'")
         state = obj.get("state")
-        if state not in STATES:
-            raise ScenarioError(f"{where}.state must be one of {list(STATES)}, got {state!r}")
+        if not isinstance(state, str) or state not in STATES:
+            raise ScenarioError(f"{where}.state must be one of {list(STATES)}, got {shown(state)}")
         default_fault, default_probability = STATES[state]
         fault_data = obj.get("fault", default_fault)
-        fault = None
-        if fault_data is not None:
-            if not isinstance(fault_data, Mapping):
-                raise ScenarioError(f"{where}.fault must be an object, got {fault_data!r}")
-            try:
-                fault = Fault.from_dict(fault_data)
-            except (TypeError, ValueError) as exc:
-                raise ScenarioError(f"{where}.fault: {exc}") from None
-        probability = _number(obj.get("probability", default_probability), f"{where}.probability")
-        if not 0 <= probability <= 1:
-            raise ScenarioError(f"{where}.probability must be within [0, 1], got {probability!r}")
+        fault = None if fault_data is None else _fault(fault_data, f"{where}.fault")
+        probability = _number(obj.get("probability", default_probability), f"{where}.probability", maximum=1)
         note = obj.get("note")
+        if note is not None:
+            _text(note, f"{where}.note")
         parsed.append((at, length, target, state, affected, fault, probability, note))
 
     phases: list[Phase] = []
@@ -309,18 +311,50 @@ def _phases(raw: list[Any], models: tuple[ModelSpec, ...], duration: float) -> t
                 models=affected,
                 fault=fault,
                 probability=probability,
-                note=None if note is None else str(note),
+                note=note,
             )
         )
     phases.sort(key=lambda p: p.at)
     return tuple(phases)
 
 
+def _fault(data: Any, where: str) -> Fault:
+    obj = _object(data, where)
+    for name in ("kind", "error_type", "message"):
+        if obj.get(name) is not None:
+            _text(obj[name], f"{where}.{name}")
+    if obj.get("http_status") is not None:
+        status = _integer(obj["http_status"], f"{where}.http_status", maximum=599)
+        if status < 400:
+            raise ScenarioError(f"{where}.http_status must be a 4xx or 5xx code, got {status}")
+    if obj.get("after_chunks") is not None:
+        _integer(obj["after_chunks"], f"{where}.after_chunks")
+    if "delay" in obj:
+        _number(obj["delay"], f"{where}.delay", maximum=MAX_FAULT_DELAY_S)
+    if obj.get("retry_after") is not None:
+        _number(obj["retry_after"], f"{where}.retry_after")
+    try:
+        return Fault.from_dict(obj)
+    except (TypeError, ValueError) as exc:
+        raise ScenarioError(f"{where}: {exc}") from None
+
+
 def _breaker(data: Any) -> BreakerConfig:
     obj = _object(data, "'breaker'")
-    unknown = set(obj) - _BREAKER_FIELDS
+    unknown = set(obj) - set(_BREAKER_DEFAULTS)
     if unknown:
-        raise ScenarioError(f"unknown 'breaker' field(s) {sorted(unknown)}; known: {sorted(_BREAKER_FIELDS)}")
+        raise ScenarioError(
+            f"unknown 'breaker' field(s) {sorted(unknown)}; known: {sorted(_BREAKER_DEFAULTS)}"
+        )
+    for name, value in obj.items():
+        # Each field's type is its default's: whole numbers, seconds / ratios, or a word.
+        default, where = _BREAKER_DEFAULTS[name], f"breaker.{name}"
+        if isinstance(default, str):
+            _text(value, where)
+        elif isinstance(default, int):
+            _integer(value, where)
+        else:
+            _number(value, where)
     try:
         return BreakerConfig(**obj)
     except (TypeError, ValueError) as exc:
@@ -339,10 +373,23 @@ def _only(obj: Mapping[str, Any], allowed: set[str], where: str) -> None:
         raise ScenarioError(f"unknown field(s) {sorted(unknown)} in {where}; known: {sorted(allowed)}")
 
 
-def _number(value: Any, where: str, *, positive: bool = False) -> float:
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ScenarioError(f"{where} must be a string, got {shown(value)}")
+    return value
+
+
+def _number(value: Any, where: str, *, positive: bool = False, maximum: float = MAX_SECONDS) -> float:
+    """A finite number within [0, maximum] (or (0, maximum] when ``positive``)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ScenarioError(f"{where} must be a number, got {value!r}")
-    number = float(value)
-    if math.isnan(number) or number < 0 or (positive and number == 0):
-        raise ScenarioError(f"{where} must be {'> 0' if positive else '>= 0'}, got {value!r}")
-    return number
+        raise ScenarioError(f"{where} must be a number, got {shown(value)}")
+    low = "> 0" if positive else ">= 0"
+    if not (math.isfinite(value) and 0 <= value <= maximum) or (positive and value == 0):
+        raise ScenarioError(f"{where} must be {low} and <= {maximum}, got {shown(value)}")
+    return float(value)
+
+
+def _integer(value: Any, where: str, *, maximum: int = MAX_COUNT) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= maximum:
+        raise ScenarioError(f"{where} must be an integer from 0 to {maximum}, got {shown(value)}")
+    return value

@@ -8,19 +8,22 @@ A 503 with a health document is an answer (apps may configure 503 for unhealthy)
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
-import sys
-import urllib.error
-import urllib.request
-from typing import Any, Final
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-from .table import overall_line, render_table, row_from_detail
+from . import deadline_http, strict_json
+from .arguments import positive_seconds
+from .health_document import rows_from, summary_from
+from .table import overall_line, render_table
+from .text import printable, usage_error
 
 EXIT_OK: Final = 0
 EXIT_UNHEALTHY: Final = 1
-EXIT_UNREACHABLE: Final = 2
 _MAX_BODY: Final = 8 * 1024 * 1024
+T = TypeVar("T")
 
 
 class StatusError(Exception):
@@ -44,7 +47,11 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--provider", help="only this provider's models")
     parser.add_argument(
-        "--timeout", type=float, default=5.0, metavar="S", help="seconds per request (default 5)"
+        "--timeout",
+        type=positive_seconds,
+        default=5.0,
+        metavar="S",
+        help="seconds the whole command may take, both requests included (default 5)",
     )
     parser.add_argument("--json", action="store_true", help="print both documents as JSON instead of a table")
     parser.set_defaults(run=run_status)
@@ -69,56 +76,54 @@ def endpoints(url: str) -> tuple[str, str]:
     return summary, models
 
 
-def fetch_json(url: str, timeout: float) -> dict[str, Any]:
-    request = urllib.request.Request(url, headers={"Accept": "application/json"})
+def fetch_json(url: str, deadline: deadline_http.Deadline) -> dict[str, Any]:
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            status, body = response.status, response.read(_MAX_BODY)
-    except urllib.error.HTTPError as exc:
-        status, body = exc.code, exc.read(_MAX_BODY)
-        exc.close()
-        if status != 503:  # 503 may carry the document (status_code_unhealthy=503)
-            raise StatusError(f"{url} answered HTTP {status}: {_snippet(body)}") from None
-    except (TimeoutError, urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
+        status, body = deadline_http.get(url, deadline, max_bytes=_MAX_BODY)
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)  # URLError wraps the socket's error
+        if isinstance(reason, TimeoutError) or deadline.passed:
+            raise StatusError(
+                f"no complete answer from {url} within --timeout {deadline.seconds:g} s"
+            ) from None
         raise StatusError(f"cannot reach {url}: {reason}") from None
+    if not 200 <= status < 300 and status != 503:  # 503 may carry the document (status_code_unhealthy)
+        raise StatusError(f"{url} answered HTTP {status}: {_snippet(body)}")
     try:
-        document = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise StatusError(f"{url} (HTTP {status}) did not answer JSON: {_snippet(body)}") from None
+        document = strict_json.loads(body, max_bytes=_MAX_BODY)
+    except strict_json.JSONInputError as exc:
+        raise StatusError(f"{url} (HTTP {status}) did not answer JSON ({exc}): {_snippet(body)}") from None
     if not isinstance(document, dict):
         raise StatusError(f"{url} answered JSON that is not an object")
     return document
 
 
 def _snippet(body: bytes) -> str:
-    text = body[:120].decode("utf-8", "replace").strip()
-    return " ".join(text.split()) or "(empty body)"
+    return printable(body[:120].decode("utf-8", "replace")) or "(empty body)"
 
 
 def run_status(args: argparse.Namespace) -> int:
+    deadline = deadline_http.Deadline(args.timeout)
     try:
         summary_url, models_url = endpoints(args.url)
         query = f"?{urlencode({'provider': args.provider})}" if args.provider else ""
-        summary = fetch_json(summary_url + query, args.timeout)
-        if "status" not in summary or not isinstance(summary.get("models"), dict):
-            raise StatusError(f"{summary_url} is not a health summary (no 'status' and 'models')")
-        detail = fetch_json(models_url + query, args.timeout)
-        entries = detail.get("models")
-        if not isinstance(entries, list):
-            raise StatusError(f"{models_url} is not a model list (no 'models' array)")
-        try:
-            rows = [row_from_detail(entry) for entry in entries]
-        except ValueError as exc:
-            raise StatusError(f"{models_url}: {exc}") from None
+        summary_document = fetch_json(summary_url + query, deadline)
+        summary = _read(summary_from, summary_document, summary_url)
+        detail_document = fetch_json(models_url + query, deadline)
+        rows = _read(rows_from, detail_document, models_url)
     except StatusError as exc:
-        print(f"otel-model-health status: error: {exc}", file=sys.stderr)
-        return EXIT_UNREACHABLE
+        return usage_error("status", exc)
     if args.json:
-        print(json.dumps({"summary": summary, "models": entries}, indent=2))
+        print(json.dumps({"summary": summary_document, "models": detail_document["models"]}, indent=2))
     else:
-        print(f"{summary_url} — checked at {summary.get('checked_at', '?')}")
+        print(printable(f"{summary_url} — checked at {summary['checked_at']}"))
         for line in render_table(rows):
             print(line)
         print(overall_line(summary))
-    return EXIT_OK if summary.get("status") == "healthy" else EXIT_UNHEALTHY
+    return EXIT_OK if summary["status"] == "healthy" else EXIT_UNHEALTHY
+
+
+def _read(read: Callable[[dict[str, Any]], T], document: dict[str, Any], url: str) -> T:
+    try:
+        return read(document)
+    except ValueError as exc:
+        raise StatusError(f"{url}: {exc}") from None

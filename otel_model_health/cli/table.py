@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from ..health.types import ModelHealthState
+from .text import printable
 
 COLUMNS: Final = ("MODEL", "PROVIDER", "GATEWAY", "STATUS", "SUCCESS", "BREAKER", "P50", "P95", "LAST ERROR")
 _MAX_MODEL: Final = 36
-_MAX_ERROR: Final = 40
+_MAX_CELL: Final = 40
 
 # ANSI colours per status (TTY only).
 _COLOURS: Final = {
@@ -62,29 +63,6 @@ def row_from_state(state: ModelHealthState) -> Row:
     )
 
 
-def row_from_detail(detail: Mapping[str, Any]) -> Row:
-    """One entry of ``GET /health/models`` (see ``asgi.model_detail``). Raises ValueError if malformed."""
-    try:
-        return Row(
-            model=str(detail["model"]),
-            provider=str(detail["provider"]),
-            gateway=str(detail.get("gateway") or "direct"),
-            status=str(detail["status"]),
-            success_rate=_opt_float(detail.get("success_rate")),
-            calls_in_window=int(detail.get("calls_in_window") or 0),
-            breaker=str(detail.get("breaker_state") or "-"),
-            p50_s=_opt_float(detail.get("latency_p50_s")),
-            p95_s=_opt_float(detail.get("latency_p95_s")),
-            last_error=None if detail.get("last_error_type") is None else str(detail["last_error_type"]),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"a model entry lacks a field or has a bad value ({exc!s})") from None
-
-
-def _opt_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
 def format_rate(rate: float | None, calls: int) -> str:
     if rate is None:
         return "-"
@@ -99,8 +77,9 @@ def format_latency(seconds: float | None) -> str:
     return f"{seconds:.2f}s"
 
 
-def _cut(text: str, width: int) -> str:
-    text = " ".join(text.split())  # error messages may hold newlines
+def _cut(text: str, width: int = _MAX_CELL) -> str:
+    """One line without control characters (names may come from a remote /health), at most ``width``."""
+    text = printable(text)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -109,14 +88,14 @@ def render_table(rows: Sequence[Row], *, colour: bool = False) -> list[str]:
     cells = [
         [
             _cut(r.model, _MAX_MODEL),
-            r.provider,
-            r.gateway,
-            r.status,
+            _cut(r.provider),
+            _cut(r.gateway),
+            _cut(r.status),
             format_rate(r.success_rate, r.calls_in_window),
-            r.breaker,
+            _cut(r.breaker),
             format_latency(r.p50_s),
             format_latency(r.p95_s),
-            _cut(r.last_error, _MAX_ERROR) if r.last_error else "-",
+            _cut(r.last_error) if r.last_error else "-",
         ]
         for r in rows
     ]
@@ -144,11 +123,11 @@ def overall_line(summary: Mapping[str, Any]) -> str:
         if models.get(name)
     )
     total = models.get("total", 0)
-    line = f"overall: {summary.get('status', 'unknown')} — {total} model{'' if total == 1 else 's'}"
+    line = f"overall: {_cut(summary.get('status', 'unknown'))} — {total} model{'' if total == 1 else 's'}"
     if counts:
         line += f": {counts}"
     providers = summary.get("providers") or {}
     outages = sorted(name for name, p in providers.items() if (p or {}).get("status") == "unhealthy")
     if outages:
-        line += f"; provider outage: {', '.join(outages)}"
+        line += f"; provider outage: {', '.join(_cut(name) for name in outages)}"
     return line

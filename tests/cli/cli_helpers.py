@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 # Variables that would send the demo's telemetry or events somewhere else.
 _STRIP = (
@@ -26,13 +26,15 @@ def clean_env() -> dict[str, str]:
     return env
 
 
-def run_cli(args: Sequence[str], *, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-    env = clean_env()
+def run_cli(
+    args: Sequence[str], *, timeout: float = 30.0, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``otel-model-health ARGS`` in a subprocess, with a clean environment plus ``env``."""
     return subprocess.run(
         [sys.executable, "-m", "otel_model_health.cli", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=env,
+        env={**clean_env(), **(env or {})},
         check=False,
     )

@@ -109,7 +109,7 @@ def test_phases_map_onto_fault_rules() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"models": []}, "'models' must be a non-empty list"),
+        ({"models": []}, "'models' must be a list of 1 to 20 models"),
         (
             {"phases": [{"at": 1, "model": "nope", "state": "down"}]},
             "phases[0].model 'nope' is not in 'models'",
@@ -122,7 +122,7 @@ def test_phases_map_onto_fault_rules() -> None:
         ),
         (
             {"phases": [{"at": 1, "model": "gpt-4o", "state": "down", "probability": 2}]},
-            "phases[0].probability must be within [0, 1]",
+            "phases[0].probability must be >= 0 and <= 1",
         ),
         ({"breaker": {"open_wait": 3}}, "unknown 'breaker' field(s) ['open_wait']"),
         ({"breaker": {"open_wait_s": 5, "max_open_wait_s": 1}}, "'breaker': BreakerConfig.max_open_wait_s"),

@@ -7,8 +7,9 @@ import io
 import pytest
 
 from otel_model_health.cli.display import Display, use_live_output
+from otel_model_health.cli.health_document import row_from_detail
 from otel_model_health.cli.incidents import IncidentLog, summarize
-from otel_model_health.cli.table import Row, overall_line, render_table, row_from_detail, row_from_state
+from otel_model_health.cli.table import Row, overall_line, render_table, row_from_state
 from otel_model_health.health.registry import HealthRegistry
 from otel_model_health.health.types import BreakerConfig
 from otel_model_health.keys import ModelKey
@@ -77,7 +78,7 @@ def test_row_from_detail_reads_health_models_entries() -> None:
         0.5,
         "503",
     )
-    with pytest.raises(ValueError, match="lacks a field"):
+    with pytest.raises(ValueError, match=r"entry.model must be a string, got None"):
         row_from_detail({"provider": "openai"})
 
 
