@@ -612,6 +612,7 @@ class HealthMonitor:
             daemon=True,
         )
         with self._lock:
+            self._workers = {t for t in self._workers if t.is_alive()}  # ended ones: bounded memory
             self._workers.add(thread)
         thread.start()
         # On stop this await is cancelled; the thread finishes on its own and stop() joins it.
@@ -633,8 +634,8 @@ class HealthMonitor:
             report_internal_error("HealthMonitor.sync_probe")
         finally:
             p.busy = False
-            with self._lock:
-                self._workers.discard(threading.current_thread())
+            # Not removed from _workers here: stop() must join this thread until it has really ended
+            # (it still runs the lines below); _live_workers() forgets ended threads.
             with contextlib.suppress(RuntimeError):  # the loop is gone (stopped): nobody waits
                 loop.call_soon_threadsafe(_resolve, finished)
             self._wake_soon()
@@ -754,7 +755,8 @@ class HealthMonitor:
 
     def _live_workers(self) -> list[threading.Thread]:
         with self._lock:
-            return [t for t in self._workers if t.is_alive()]
+            self._workers = {t for t in self._workers if t.is_alive()}
+            return list(self._workers)
 
     def _join_workers(self, wait: float) -> None:
         workers = self._live_workers()
