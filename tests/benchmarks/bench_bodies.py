@@ -16,7 +16,7 @@ from backports import zstd as backports_zstd
 
 from otel_model_health import HealthRegistry
 
-from .bench_transport import _ours
+from .bench_transport import _ours, _replaying_client
 from .harness import Providers, Results, Scale, Target, median, paired_ratio, us
 
 URL: Final = "https://api.openai.com/v1/chat/completions"
@@ -48,17 +48,6 @@ def _zstd_many_frames(size: int) -> bytes:
     return real + empty * ((size - len(real)) // len(empty))
 
 
-def _replay(chunks: list[bytes], headers: dict[str, str], module: Any = httpx2) -> Any:
-    class Replay(module.SyncByteStream):  # type: ignore[misc]
-        def __iter__(self) -> Any:
-            return iter(chunks)
-
-    def handler(request: Any) -> Any:
-        return module.Response(200, headers=headers, stream=Replay())
-
-    return module.Client(transport=module.MockTransport(handler))
-
-
 def _read_once(client: Any) -> float:
     t0 = time.perf_counter()
     with client.stream("POST", URL, content=BODY) as response:
@@ -70,8 +59,8 @@ def _read_once(client: Any) -> float:
 def _pair(
     chunks: list[bytes], headers: dict[str, str], providers: Providers, rounds: int, module: Any = httpx2
 ) -> tuple[list[float], list[float]]:
-    bare = _replay(chunks, headers, module)
-    ours = _ours(_replay(chunks, headers, module), providers, HealthRegistry())
+    bare = _replaying_client(module, chunks, headers)
+    ours = _ours(_replaying_client(module, chunks, headers), providers, HealthRegistry())
     bare_s, ours_s = [], []
     try:
         for _ in range(rounds):
