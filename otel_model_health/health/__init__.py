@@ -10,6 +10,7 @@ from .registry import HealthRegistry
 from .types import (
     BreakerConfig,
     BreakerState,
+    CallResult,
     ErrorInfo,
     HealthListener,
     HealthRecorder,
@@ -22,6 +23,7 @@ from .types import (
 __all__ = [
     "BreakerConfig",
     "BreakerState",
+    "CallResult",
     "ErrorInfo",
     "HealthListener",
     "HealthMetrics",

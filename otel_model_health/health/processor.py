@@ -49,6 +49,7 @@ from ..semconv import (
     SPAN_INCIDENT,
     URL_FULL,
 )
+from .types import CallResult
 
 if TYPE_CHECKING:
     from .registry import HealthRegistry
@@ -196,18 +197,19 @@ class ModelHealthSpanProcessor(SpanProcessor):
         start, end = span.start_time, span.end_time
         latency_s = (end - start) / 1e9 if start is not None and end is not None and end >= start else None
         status_code = get(HTTP_RESPONSE_STATUS_CODE)
-        registry.record(
+        registry.record_result(
             key,
-            outcome,
-            operation=OPERATION_INFERENCE,
-            error_type=error_type,
-            error_message=status.description if status_is_error else None,
-            status_code=(
-                status_code if isinstance(status_code, int) and not isinstance(status_code, bool) else None
+            CallResult(
+                outcome,
+                OPERATION_INFERENCE,
+                error_type,
+                status.description if status_is_error else None,
+                status_code if isinstance(status_code, int) and not isinstance(status_code, bool) else None,
+                latency_s,
+                registry.to_monotonic(start / 1e9) if start is not None else None,
+                None,
+                context,
             ),
-            latency_s=latency_s,
-            started_at=registry.to_monotonic(start / 1e9) if start is not None else None,
-            span_context=context,
         )
         return True
 

@@ -38,6 +38,7 @@ from .breaker import CLOSED, HALF_OPEN, OPEN, Breaker, Permit, RandomSource
 from .types import (
     BreakerConfig,
     BreakerState,
+    CallResult,
     ErrorInfo,
     HealthListener,
     HealthStatus,
@@ -277,8 +278,37 @@ class HealthRegistry:
         retry_after_s: float | None = None,
         span_context: SpanContext | None = None,
     ) -> None:
-        """Record one model call's outcome. Never raises."""
+        """Record one model call's outcome (for clients on neither httpx nor httpx2: Bedrock, gRPC …).
+        ``operation`` is ``model_health.operation``: ``inference`` or ``health_check``. Never raises."""
+        self.record_result(
+            key,
+            CallResult(
+                outcome,
+                operation,
+                error_type,
+                error_message,
+                status_code,
+                latency_s,
+                started_at,
+                retry_after_s,
+                span_context,
+            ),
+        )
+
+    def record_result(self, key: ModelKey, result: CallResult) -> None:
+        """Record one model call's result. Never raises."""
         try:
+            (
+                outcome,
+                operation,
+                error_type,
+                error_message,
+                status_code,
+                latency_s,
+                started_at,
+                retry_after_s,
+                span_context,
+            ) = result
             with self._lock:
                 try:
                     now = self._clock()

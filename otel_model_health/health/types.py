@@ -10,7 +10,7 @@ import enum
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from opentelemetry.trace import SpanContext
 
@@ -164,6 +164,24 @@ class HealthTransition:
     provider_models: tuple[ModelKey, ...] = field(default=())
 
 
+class CallResult(NamedTuple):
+    """One model call's result: built once by the instrumentation (or a caller of ``record``), handed to
+    the registry, and read for the span. A NamedTuple: immutable and cheap to build on the hot path.
+
+    ``health_operation`` is ``model_health.operation`` (``inference`` | ``health_check``), not the GenAI
+    ``gen_ai.operation.name`` (``chat``, ``embeddings`` …) of the span."""
+
+    outcome: Outcome
+    health_operation: str = "inference"
+    error_type: str | None = None
+    error_message: str | None = None
+    status_code: int | None = None
+    latency_s: float | None = None
+    started_at: float | None = None  # the registry clock when the call started (``now()``)
+    retry_after_s: float | None = None
+    span_context: SpanContext | None = None
+
+
 class HealthListener(Protocol):
     def __call__(self, transition: HealthTransition, /) -> None: ...
 
@@ -184,17 +202,4 @@ class HealthRecorder(Protocol):
         """The key is one the registry keeps."""
         ...
 
-    def record(
-        self,
-        key: ModelKey,
-        outcome: Outcome,
-        *,
-        operation: str = "inference",
-        error_type: str | None = None,
-        error_message: str | None = None,
-        status_code: int | None = None,
-        latency_s: float | None = None,
-        started_at: float | None = None,
-        retry_after_s: float | None = None,
-        span_context: SpanContext | None = None,
-    ) -> None: ...
+    def record_result(self, key: ModelKey, result: CallResult) -> None: ...

@@ -30,7 +30,7 @@ from opentelemetry.util.types import AttributeValue
 from .. import defaults, semconv
 from .._internal import report_internal_error
 from .._version import __version__
-from ..health.types import HealthRecorder
+from ..health.types import CallResult, HealthRecorder
 from ..keys import MAX_MODEL_LENGTH, ModelKey, clean_text
 from ..outcomes import (
     MODEL_NOT_FOUND,
@@ -454,17 +454,19 @@ class CallMeasurement:
             while parent is not None:
                 parent._counted_descendant = True
                 parent = parent._parent
-            inst.recorder.record(
+            inst.recorder.record_result(
                 self.key,
-                outcome,
-                operation=self.mh_operation,
-                error_type=error_type,
-                error_message=error_message if outcome is not Outcome.SUCCESS else None,
-                status_code=status_code,
-                latency_s=latency_s,
-                started_at=self._started_at,
-                retry_after_s=retry_after_s,
-                span_context=span.get_span_context(),
+                CallResult(
+                    outcome,
+                    self.mh_operation,
+                    error_type,
+                    error_message if outcome is not Outcome.SUCCESS else None,
+                    status_code,
+                    latency_s,
+                    self._started_at,
+                    retry_after_s,
+                    span.get_span_context(),
+                ),
             )
             # After the record: a key the registry now tracks gets its own metric series.
             self._record_metrics(latency_s, error_type)

@@ -30,11 +30,10 @@ from types import TracebackType
 from typing import Any, Final, Protocol, Self, runtime_checkable
 
 from opentelemetry import metrics, trace
-from opentelemetry.trace import SpanContext
 
 from .. import defaults, semconv
 from .._internal import report_internal_error
-from ..health.types import BreakerState, HealthRecorder, ModelHealthState
+from ..health.types import BreakerState, CallResult, HealthRecorder, ModelHealthState
 from ..keys import DIRECT_GATEWAY, ModelKey
 from ..outcomes import TIMEOUT, Classification, Outcome
 from .selection import ProbeCandidate, Selection, Selector, resolve_selection
@@ -96,38 +95,14 @@ class GuardedRecorder:
     def tracks(self, key: ModelKey) -> bool:
         return self._registry.tracks(key)
 
-    def record(
-        self,
-        key: ModelKey,
-        outcome: Outcome,
-        *,
-        operation: str = semconv.OPERATION_INFERENCE,
-        error_type: str | None = None,
-        error_message: str | None = None,
-        status_code: int | None = None,
-        latency_s: float | None = None,
-        started_at: float | None = None,
-        retry_after_s: float | None = None,
-        span_context: SpanContext | None = None,
-    ) -> None:
+    def record_result(self, key: ModelKey, result: CallResult) -> None:
         run = _CURRENT_RUN.get()
         if run is not None:
             with run.lock:
                 if run.timed_out:
                     self.dropped += 1
                     return
-        self._registry.record(
-            key,
-            outcome,
-            operation=operation,
-            error_type=error_type,
-            error_message=error_message,
-            status_code=status_code,
-            latency_s=latency_s,
-            started_at=started_at,
-            retry_after_s=retry_after_s,
-            span_context=span_context,
-        )
+        self._registry.record_result(key, result)
 
 
 @dataclass(eq=False)

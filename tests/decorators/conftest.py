@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from otel_model_health.health.types import CallResult
 from otel_model_health.keys import ModelKey
 from otel_model_health.outcomes import Outcome
 
@@ -40,7 +41,10 @@ class ListRecorder:
     def tracks(self, key: ModelKey) -> bool:
         return True  # every key recorded here has its own series
 
-    def record(self, key: ModelKey, outcome: Outcome, **kwargs: Any) -> None:
+    def record_result(self, key: ModelKey, result: CallResult) -> None:
+        kwargs: dict[str, Any] = result._asdict()
+        outcome = kwargs.pop("outcome")
+        kwargs["operation"] = kwargs.pop("health_operation")
         self.records.append(Recorded(key, outcome, kwargs))
 
     @property

@@ -97,7 +97,7 @@ def test_start_call_failing(monkeypatch: pytest.MonkeyPatch, telemetry: Any, deb
 
 
 def test_recorder_raising_does_not_reach_the_caller(telemetry: Any, debug_log: Any) -> None:
-    telemetry.recorder.record = _explode
+    telemetry.recorder.record_result = _explode
     before = _internal.internal_error_count()
     assert monitor(**telemetry.options())(lambda model: "fine")("m") == "fine"
     with pytest.raises(KeyError):

@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanKind, StatusCode
 
 from otel_model_health import _internal
+from otel_model_health.health.types import CallResult
 from otel_model_health.instrument.measurement import current_call, instruments_for, start_call
 from otel_model_health.keys import ModelKey
 from otel_model_health.outcomes import Outcome, StreamEnd
@@ -36,7 +37,10 @@ class Recorder:
     def tracks(self, key: ModelKey) -> bool:
         return True  # every key recorded here has its own series
 
-    def record(self, key: ModelKey, outcome: Outcome, **kwargs: Any) -> None:
+    def record_result(self, key: ModelKey, result: CallResult) -> None:
+        kwargs: dict[str, Any] = result._asdict()
+        outcome = kwargs.pop("outcome")
+        kwargs["operation"] = kwargs.pop("health_operation")
         self.calls.append((key, outcome, kwargs))
 
 
@@ -248,7 +252,7 @@ def test_errors_inside_finish_are_swallowed_and_counted(env: Any) -> None:
 
     m = start_call(inst, key=KEY, operation_name="chat")
     assert m is not None
-    inst.recorder.record = broken_record
+    inst.recorder.record_result = broken_record
     before = _internal.internal_error_count()
     m.finish(status_code=200)  # must not raise
     assert _internal.internal_error_count() == before + 1
