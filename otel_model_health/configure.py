@@ -30,7 +30,7 @@ from ._deadline import budget, left, run_until
 from ._internal import report_internal_error
 from ._version import __version__
 from .health.types import BreakerConfig
-from .instrument.measurement import run_deferred
+from .instrument.deferred import run_deferred
 from .outcomes import CallClassifier
 from .settings import ConfigurationError, Settings, load_settings
 

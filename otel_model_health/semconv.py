@@ -1,38 +1,55 @@
 """Every telemetry name the library emits or reads, in one place.
 
-GenAI names follow the OpenTelemetry GenAI semantic conventions (semantic-conventions v1.41.0 and the
-work continued in open-telemetry/semantic-conventions-genai). A rename in the spec is a one-line change
-here. Our own names live under ``model_health.*``.
+GenAI names follow the OpenTelemetry GenAI semantic conventions (semantic-conventions v1.41.0, the
+``SCHEMA_URL`` our tracer and meter carry, and the work continued in
+open-telemetry/semantic-conventions-genai). Names come from ``opentelemetry-semantic-conventions`` (a
+dependency of the SDK) where the oldest version our SDK floor allows has them; the newer ones, the
+enum values and our own ``model_health.*`` names are written out here. A rename in the spec is a
+one-line change here.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
+from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as _gen_ai
+from opentelemetry.semconv._incubating.metrics import gen_ai_metrics as _gen_ai_metrics
+from opentelemetry.semconv.attributes import (
+    error_attributes,
+    exception_attributes,
+    http_attributes,
+    server_attributes,
+    url_attributes,
+)
+
+SCHEMA_URL: Final = "https://opentelemetry.io/schemas/1.41.0"
+
 # --- GenAI span attributes -------------------------------------------------------------------------
-GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_OPERATION_NAME: Final = _gen_ai.GEN_AI_OPERATION_NAME
 GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
-GEN_AI_SYSTEM_DEPRECATED: Final = "gen_ai.system"  # read from foreign spans only, never written
-GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GEN_AI_SYSTEM_DEPRECATED: Final = _gen_ai.GEN_AI_SYSTEM  # read from foreign spans only, never written
+GEN_AI_REQUEST_MODEL: Final = _gen_ai.GEN_AI_REQUEST_MODEL
 GEN_AI_REQUEST_STREAM: Final = "gen_ai.request.stream"
-GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
-GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
-GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
-GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
-GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
-GEN_AI_TOKEN_TYPE: Final = "gen_ai.token.type"
+GEN_AI_RESPONSE_MODEL: Final = _gen_ai.GEN_AI_RESPONSE_MODEL
+GEN_AI_RESPONSE_ID: Final = _gen_ai.GEN_AI_RESPONSE_ID
+GEN_AI_RESPONSE_FINISH_REASONS: Final = _gen_ai.GEN_AI_RESPONSE_FINISH_REASONS
+GEN_AI_USAGE_INPUT_TOKENS: Final = _gen_ai.GEN_AI_USAGE_INPUT_TOKENS
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = _gen_ai.GEN_AI_USAGE_OUTPUT_TOKENS
+GEN_AI_TOKEN_TYPE: Final = _gen_ai.GEN_AI_TOKEN_TYPE
 GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"  # only with content capture opted in
 GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"  # only with content capture opted in
 
-ERROR_TYPE: Final = "error.type"
+ERROR_TYPE: Final = error_attributes.ERROR_TYPE
 # The spec's fallback value of a low-cardinality attribute, also used for model ids past our bounds.
 OTHER_VALUE: Final = "_OTHER"
 ERROR_TYPE_OTHER: Final = OTHER_VALUE
-SERVER_ADDRESS: Final = "server.address"
-URL_FULL: Final = "url.full"
-SERVER_PORT: Final = "server.port"
-HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
-HTTP_REQUEST_RESEND_COUNT: Final = "http.request.resend_count"
+SERVER_ADDRESS: Final = server_attributes.SERVER_ADDRESS
+URL_FULL: Final = url_attributes.URL_FULL
+SERVER_PORT: Final = server_attributes.SERVER_PORT
+HTTP_RESPONSE_STATUS_CODE: Final = http_attributes.HTTP_RESPONSE_STATUS_CODE
+HTTP_REQUEST_RESEND_COUNT: Final = http_attributes.HTTP_REQUEST_RESEND_COUNT
+EXCEPTION_MESSAGE: Final = exception_attributes.EXCEPTION_MESSAGE
+EXCEPTION_STACKTRACE: Final = exception_attributes.EXCEPTION_STACKTRACE
 
 # gen_ai.operation.name values
 OP_CHAT: Final = "chat"
@@ -62,8 +79,8 @@ PROVIDER_PERPLEXITY: Final = "perplexity"
 PROVIDER_WATSONX: Final = "ibm.watsonx.ai"
 
 # --- GenAI metrics ---------------------------------------------------------------------------------
-METRIC_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
-METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
+METRIC_OPERATION_DURATION: Final = _gen_ai_metrics.GEN_AI_CLIENT_OPERATION_DURATION
+METRIC_TOKEN_USAGE: Final = _gen_ai_metrics.GEN_AI_CLIENT_TOKEN_USAGE
 METRIC_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk"
 
 # The spec's advisory bucket boundaries.
@@ -106,8 +123,6 @@ MH_GATEWAY: Final = "model_health.gateway"
 MH_OUTCOME: Final = "model_health.outcome"
 MH_BREAKER_STATE: Final = "model_health.breaker.state"
 MH_TRANSITION: Final = "model_health.transition"
-MH_FROM_STATE: Final = "model_health.breaker.from_state"
-MH_TO_STATE: Final = "model_health.breaker.to_state"
 
 # model_health.operation values
 OPERATION_INFERENCE: Final = "inference"

@@ -24,11 +24,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
-from .. import defaults
-from .._internal import report_internal_error
-from .call_args import ArgSpec
-from .capture import MAX_REQUEST_BODY
-from .jsonfast import loads_bytes
+from .._internal import guarded
 
 CONTENT_REMOVED: Final = "[content removed]"
 GRAM: Final = 6
@@ -49,18 +45,6 @@ _QUOTES: Final = ("'", '"', "`")
 # Gemini contents' parts, embeddings' input.
 _TEXT_KEYS: Final = frozenset(
     {"content", "text", "prompt", "input", "system", "instructions", "arguments", "query", "documents"}
-)
-# The arguments of a decorated call that carry its content (docs/decorators.md).
-CONTENT_ARGUMENTS: Final = (
-    "messages",
-    "input",
-    "prompt",
-    "system",
-    "contents",
-    "instructions",
-    "content",
-    "text",
-    "query",
 )
 
 
@@ -238,7 +222,9 @@ def _body_error(exc: BaseException) -> tuple[str, str] | None:
 # -- collecting a request's texts ---------------------------------------------------------------------
 
 
-class _Collector:
+class TextCollector:
+    """Strings found under text keys of a request's values, bounded in nodes and depth."""
+
     __slots__ = ("nodes", "texts")
 
     def __init__(self) -> None:
@@ -265,43 +251,11 @@ class _Collector:
                 self.walk(fields, False, depth + 1)
 
 
-def from_body(body: bytes | None) -> RequestContent:
-    """The content of a JSON request body (the transport's). A body over the cap cannot be read: no
-    message text is then kept (``complete=False``); a body that is not JSON counts as content whole."""
-    if not body:
-        return RequestContent([])
-    if len(body) > MAX_REQUEST_BODY:
-        return RequestContent([], complete=False)
-    try:
-        parsed = loads_bytes(body)
-    except (ValueError, RecursionError):
-        return RequestContent([body.decode("utf-8", "replace")])
-    collector = _Collector()
-    collector.walk(parsed, False)
-    return RequestContent(collector.texts)
-
-
-def from_arguments(
-    spec: ArgSpec, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> RequestContent | None:
-    """The content of a decorated call's arguments; None when content capture is on (nothing to remove)."""
-    if defaults.capture_content_enabled():
-        return None
-    collector = _Collector()
-    for name in CONTENT_ARGUMENTS:
-        value = spec.lookup(name, instance, args, kwargs, None)
-        if value is not None:
-            collector.walk(value, True)
-    return RequestContent(collector.texts)
-
-
 ContentSource = Callable[[], "RequestContent | None"]
 
 
 def load(source: ContentSource) -> RequestContent | None:
     """Run a measurement's content source; never raises. An internal error keeps no message text."""
-    try:
+    with guarded("error_text.load"):
         return source()
-    except Exception:
-        report_internal_error("error_text.load")
-        return RequestContent([], complete=False)
+    return RequestContent([], complete=False)

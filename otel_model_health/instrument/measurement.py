@@ -1,8 +1,12 @@
-"""One model call → one span, the GenAI metrics, and one ``registry.record`` (innermost call wins).
+"""One model call → one span, the GenAI metrics, and one ``CallResult`` recorded (innermost call wins).
 
-Both the decorators and the transport drive a ``CallMeasurement``: ``start_call`` when the call begins,
-``activate``/``deactivate`` around the part that runs in the caller's context (so nested calls see it as
-their parent), response details as they become known, and ``finish`` exactly once.
+Both front-ends (``transport/``, ``decorators/``) drive a ``CallMeasurement``: ``start_call`` when the
+call begins, ``activate``/``deactivate`` around the part that runs in the caller's context (so nested
+calls see it as their parent), response details as they become known, and ``finish`` exactly once.
+
+``finish`` builds the call's ``CallResult`` once; the span and the registry both read it. Its error
+message is scrubbed here, once: the span, the registry and everything that reads the registry
+(snapshots, transitions, ``/health``, Sentry) get the scrubbed text.
 
 Innermost wins: a measurement started while another is active remembers it as its parent. When a
 measurement records an outcome, every ancestor is marked as having a counted descendant; an ancestor so
@@ -12,204 +16,34 @@ retry seen by the transport is not counted again by an enclosing decorator.
 
 from __future__ import annotations
 
-import functools
-import gc
-import queue
 import threading
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from functools import partial
 from timeit import default_timer
-from typing import Any, Final
+from typing import Final, TypedDict, Unpack
 
 from opentelemetry import context as otel_context
-from opentelemetry import metrics, trace
+from opentelemetry import trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from .. import defaults, semconv
-from .._internal import report_internal_error
-from .._version import __version__
-from ..health.types import CallResult, HealthRecorder
+from .. import semconv
+from .._internal import guarded, report_internal_error
+from ..health.types import CallResult
 from ..keys import MAX_MODEL_LENGTH, ModelKey, clean_text
-from ..outcomes import (
-    MODEL_NOT_FOUND,
-    CallClassifier,
-    Classification,
-    Outcome,
-    StreamEnd,
-    not_the_models_failure,
-)
+from ..outcomes import MODEL_NOT_FOUND, Classification, Outcome, StreamEnd, not_the_models_failure
 from ..redact import scrub
-from . import error_text
+from . import deferred, error_text
+from .instruments import Instruments
 
 _ACTIVE_KEY: Final = otel_context.create_key("otel_model_health.active_call")
 # The Context key under which the API keeps the current span (made unique at import by create_key), read
 # through the public API: activate() sets span and call in one Context copy instead of four.
 _SPAN_KEY: Final = next(iter(trace.set_span_in_context(trace.INVALID_SPAN, otel_context.Context())))
 _MAX_STACKTRACE: Final = 16_384
-
-
-# A finalizer run by the cyclic garbage collector (an abandoned stream's ``__del__``, a generator closed
-# by the GC) runs in whatever thread allocated at that moment, possibly inside one of our own locked
-# sections (the registry's lock, the span processor's) or an SDK's: ending a call there would take that
-# non-reentrant lock again and deadlock the thread, and with it every later call. So ``finish`` called
-# during a collection is queued (SimpleQueue.put is reentrant) and run at the next safe point: the next
-# ``start_call``, or the next ``finish`` outside a collection.
-_collecting = False
-_deferred: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
-
-
-def _gc_phase(phase: str, _info: Mapping[str, int]) -> None:
-    global _collecting
-    _collecting = phase == "start"
-
-
-gc.callbacks.append(_gc_phase)
-
-
-def run_deferred() -> None:
-    """Finish the calls whose end was deferred out of a garbage collection."""
-    while not _collecting:
-        try:
-            job = _deferred.get_nowait()
-        except queue.Empty:
-            return
-        try:
-            job()
-        except Exception:
-            report_internal_error("measurement.deferred")
-
-
-# Distinct model ids (request and response) given their own metric series, per set of instruments. The
-# SDK keeps at most 2,000 series per instrument; a model first seen past this bound is reported as
-# `_OTHER`, so hostile model strings cannot crowd out real models' series.
-MAX_METRIC_MODELS: Final = 500
 _MAX_TEXT_ATTRIBUTE: Final = 256
-
-
-class Instruments:
-    """Tracer, GenAI histograms, recorder and classifier for one set of providers."""
-
-    __slots__ = (
-        "classify",
-        "duration",
-        "metric_models",
-        "metric_response_models",
-        "recorder",
-        "tokens",
-        "tracer",
-        "ttfc",
-    )
-
-    def __init__(
-        self,
-        *,
-        tracer_provider: trace.TracerProvider,
-        meter_provider: metrics.MeterProvider,
-        recorder: HealthRecorder,
-        classify: CallClassifier,
-    ) -> None:
-        self.tracer = tracer_provider.get_tracer(semconv.SCOPE_NAME, __version__)
-        meter = meter_provider.get_meter(semconv.SCOPE_NAME, __version__)
-        self.duration = meter.create_histogram(
-            semconv.METRIC_OPERATION_DURATION,
-            unit="s",
-            description="GenAI operation duration.",
-            explicit_bucket_boundaries_advisory=list(semconv.DURATION_BUCKETS),
-        )
-        self.tokens = meter.create_histogram(
-            semconv.METRIC_TOKEN_USAGE,
-            unit="{token}",
-            description="Number of input and output tokens used.",
-            explicit_bucket_boundaries_advisory=list(semconv.TOKEN_BUCKETS),
-        )
-        self.ttfc = meter.create_histogram(
-            semconv.METRIC_TIME_TO_FIRST_CHUNK,
-            unit="s",
-            description="Time to receive the first chunk of a streamed response.",
-            explicit_bucket_boundaries_advisory=list(semconv.DURATION_BUCKETS),
-        )
-        self.recorder = recorder
-        self.classify = classify
-        self.metric_models: set[ModelKey] = set()
-        self.metric_response_models: set[str] = set()
-
-    def request_model_attribute(self, key: ModelKey) -> str:
-        """The model id on metrics: its own once the registry tracks the key, within the bound."""
-        models = self.metric_models
-        if key in models:
-            return key.model
-        if len(models) < MAX_METRIC_MODELS and self.recorder.tracks(key):
-            models.add(key)  # set.add is atomic; a race past the bound by a few is harmless
-            return key.model
-        return semconv.OTHER_VALUE
-
-    def response_model_attribute(self, model: str) -> str:
-        models = self.metric_response_models
-        if model in models:
-            return model
-        if len(models) < MAX_METRIC_MODELS:
-            models.add(model)
-            return model
-        return semconv.OTHER_VALUE
-
-
-# Instruments are cached per (tracer provider, meter provider, recorder, classifier): creating
-# instruments is not free and the SDK warns about duplicates. configure() runs rarely, so the cache
-# stays tiny.
-_instruments_cache: dict[tuple[int, int, int, int], tuple[Any, ...]] = {}
-
-
-def instruments_for(
-    *,
-    registry: HealthRecorder | None = None,
-    tracer_provider: trace.TracerProvider | None = None,
-    meter_provider: metrics.MeterProvider | None = None,
-) -> Instruments:
-    tp = tracer_provider if tracer_provider is not None else defaults.default_tracer_provider()
-    mp = meter_provider if meter_provider is not None else defaults.default_meter_provider()
-    rec: HealthRecorder = registry if registry is not None else defaults.default_registry()
-    classify = defaults.call_classifier()
-    cache_key = (id(tp), id(mp), id(rec), id(classify))
-    hit = _instruments_cache.get(cache_key)
-    if hit is not None:
-        instruments: Instruments = hit[0]
-        return instruments
-    instruments = Instruments(tracer_provider=tp, meter_provider=mp, recorder=rec, classify=classify)
-    # Keep the providers alive with the entry so their ids cannot be reused by other objects.
-    _instruments_cache[cache_key] = (instruments, tp, mp, rec, classify)
-    return instruments
-
-
-class InstrumentsRef:
-    """Resolves ``Instruments`` lazily and again whenever ``configure()`` changed the defaults."""
-
-    __slots__ = ("_generation", "_instruments", "_meter_provider", "_registry", "_tracer_provider")
-
-    def __init__(
-        self,
-        *,
-        registry: HealthRecorder | None = None,
-        tracer_provider: trace.TracerProvider | None = None,
-        meter_provider: metrics.MeterProvider | None = None,
-    ) -> None:
-        self._registry = registry
-        self._tracer_provider = tracer_provider
-        self._meter_provider = meter_provider
-        self._generation = -1
-        self._instruments: Instruments | None = None
-
-    def get(self) -> Instruments:
-        instruments = self._instruments
-        if instruments is None or self._generation != defaults.generation:
-            self._generation = defaults.generation
-            instruments = self._instruments = instruments_for(
-                registry=self._registry,
-                tracer_provider=self._tracer_provider,
-                meter_provider=self._meter_provider,
-            )
-        return instruments
 
 
 def describe_exception(exc: BaseException) -> str:
@@ -221,18 +55,28 @@ def describe_exception(exc: BaseException) -> str:
         return name
 
 
-def suppressed() -> bool:
-    """True inside ``suppress_instrumentation()`` (e.g. an exporter's own HTTP calls)."""
-    return bool(otel_context.get_value(_SUPPRESS_INSTRUMENTATION_KEY))
-
-
 def current_call() -> CallMeasurement | None:
     value = otel_context.get_value(_ACTIVE_KEY)
     return value if isinstance(value, CallMeasurement) else None
 
 
+class CallEnd(TypedDict, total=False):
+    """How a call ended, as its front-end saw it: the keywords of ``CallMeasurement.finish``."""
+
+    status_code: int | None
+    exception: BaseException | None
+    stream_end: StreamEnd | None
+    stream_error_type: str | None
+    error_message: str | None  # raw: cleaned of request content and scrubbed by the measurement
+    retry_after_s: float | None
+    classification: Classification | None  # given by a caller that classified the call itself
+
+
 class CallMeasurement:
-    """The measurement of one model call. Never raises: internal errors are reported and swallowed."""
+    """The measurement of one model call. Never raises: internal errors are reported and swallowed.
+
+    ``operation_name`` is the GenAI ``gen_ai.operation.name`` (``chat``, ``embeddings`` ...);
+    ``health_operation`` is ``model_health.operation`` (``inference`` | ``health_check``)."""
 
     __slots__ = (
         "_counted_descendant",
@@ -245,9 +89,9 @@ class CallMeasurement:
         "_t0",
         "extra_metric_attributes",
         "finish_reasons",
+        "health_operation",
         "input_tokens",
         "key",
-        "mh_operation",
         "operation_name",
         "output_tokens",
         "request_content",
@@ -265,7 +109,7 @@ class CallMeasurement:
         *,
         key: ModelKey,
         operation_name: str,
-        mh_operation: str,
+        health_operation: str,
         server_address: str | None,
         server_port: int | None,
         stream: bool | None,
@@ -275,7 +119,7 @@ class CallMeasurement:
         self._inst = inst
         self.key = key
         self.operation_name = operation_name
-        self.mh_operation = mh_operation
+        self.health_operation = health_operation
         self.server_address = server_address
         self.server_port = server_port
         self._parent = parent
@@ -297,7 +141,7 @@ class CallMeasurement:
             semconv.GEN_AI_OPERATION_NAME: operation_name,
             semconv.GEN_AI_PROVIDER_NAME: key.provider,
             semconv.GEN_AI_REQUEST_MODEL: key.model,
-            semconv.MH_OPERATION: mh_operation,
+            semconv.MH_OPERATION: health_operation,
             semconv.MH_GATEWAY: key.gateway,
         }
         if server_address is not None:
@@ -315,6 +159,7 @@ class CallMeasurement:
         self._t0 = default_timer()
 
     # -- context ---------------------------------------------------------------------------------------
+    # A plain try in activate / deactivate: stream proxies call them around every item they read.
     def activate(self) -> object | None:
         """Make this call's span current (and this call the parent of nested ones); returns a token for
         ``deactivate``, None if that failed (the call then runs with the caller's context)."""
@@ -345,131 +190,96 @@ class CallMeasurement:
             self._first_chunk_s = default_timer() - self._t0
 
     # -- end -------------------------------------------------------------------------------------------
-    def finish(
-        self,
-        *,
-        status_code: int | None = None,
-        exception: BaseException | None = None,
-        stream_end: StreamEnd | None = None,
-        stream_error_type: str | None = None,
-        error_message: str | None = None,
-        retry_after_s: float | None = None,
-        classification: Classification | None = None,
-    ) -> None:
-        """End the span, record metrics and the outcome. Only the first call has an effect."""
+    def finish(self, **end: Unpack[CallEnd]) -> None:
+        """End the span, record the outcome and the metrics. Only the first call has an effect; it
+        never raises."""
         # Atomic test-and-set (a finaliser on another thread may finish the same call): a non-blocking
         # acquire of a lock that is never released cannot wait, so it cannot deadlock either.
         if not self._finish_once.acquire(blocking=False):
             return
         self._done = True
-        args = (
-            status_code,
-            exception,
-            stream_end,
-            stream_error_type,
-            error_message,
-            retry_after_s,
-            classification,
-        )
-        if _collecting:
-            _deferred.put(functools.partial(self._finish_guarded, *args))
+        if deferred.collecting:
+            deferred.defer(partial(self._end, end))
             return
-        self._finish_guarded(*args)
-        if not _deferred.empty():
-            run_deferred()
+        self._end(end)
+        if deferred.pending():
+            deferred.run_deferred()
 
-    def _finish_guarded(
-        self,
-        status_code: int | None,
-        exception: BaseException | None,
-        stream_end: StreamEnd | None,
-        stream_error_type: str | None,
-        error_message: str | None,
-        retry_after_s: float | None,
-        classification: Classification | None,
-    ) -> None:
-        try:
-            self._finish(
-                status_code,
-                exception,
-                stream_end,
-                stream_error_type,
-                error_message,
-                retry_after_s,
-                classification,
-            )
-        except Exception:
-            report_internal_error("measurement.finish")
+    def _end(self, end: CallEnd) -> None:
+        with guarded("measurement.finish"):
+            self._finish(end)
+            return
+        # Our code failed part-way: the span must still end.
+        with guarded("measurement.finish.end"):
             if self.span.is_recording():
-                try:
-                    self.span.end()
-                except Exception:
-                    report_internal_error("measurement.finish.end")
+                self.span.end()
 
-    def _finish(
-        self,
-        status_code: int | None,
-        exception: BaseException | None,
-        stream_end: StreamEnd | None,
-        stream_error_type: str | None,
-        error_message: str | None,
-        retry_after_s: float | None,
-        classification: Classification | None,
-    ) -> None:
+    def _finish(self, end: CallEnd) -> None:
         latency_s = default_timer() - self._t0
+        status_code = end.get("status_code")
+        exception = end.get("exception")
+        outcome, error_type = self._classify(end, status_code, exception)
+        # Content capture off: error texts leave without the request's content (error_text.py).
+        message = end.get("error_message")
+        content = None
+        if self.request_content is not None and (exception is not None or message):
+            content = error_text.load(self.request_content)
+        # Scrubbed once, here: the span, the registry and the registry's readers share the text.
+        description = None  # the exception's ``Type: message``, when the message is made from it
+        if message is None and exception is not None:
+            raw = describe_exception(exception) if content is None else content.describe(exception)
+            message = description = scrub(raw)
+        else:
+            if message and content is not None:
+                message = content.clean(message) or None
+            if message:
+                message = scrub(message)
+        self._clean_response_fields()
+        span = self.span
+        result = CallResult(
+            outcome,
+            self.health_operation,
+            error_type,
+            message if outcome is not Outcome.SUCCESS else None,
+            status_code,
+            latency_s,
+            self._started_at,
+            end.get("retry_after_s"),
+            span.get_span_context(),
+        )
+        if span.is_recording():
+            self._set_span_result(span, result, exception, description, content)
+        span.end()
+
+        if not self._counted_descendant:
+            parent = self._parent
+            while parent is not None:
+                parent._counted_descendant = True
+                parent = parent._parent
+            self._inst.recorder.record_result(self.key, result)
+            # After the record: a key the registry now tracks gets its own metric series.
+            self._record_metrics(latency_s, error_type)
+
+    def _classify(
+        self, end: CallEnd, status_code: int | None, exception: BaseException | None
+    ) -> Classification:
         inst = self._inst
+        classification = end.get("classification")
         if classification is None:
             classification = inst.classify(
                 status_code=status_code,
                 exception=exception,
-                stream_end=stream_end,
-                stream_error_type=stream_error_type,
+                stream_end=end.get("stream_end"),
+                stream_error_type=end.get("stream_error_type"),
             )
         if classification.error_type == MODEL_NOT_FOUND:
             # A probe names a model the operator depends on: its 404 is always the model's failure.
             classification = not_the_models_failure(
                 classification,
-                model_known=self.mh_operation == semconv.OPERATION_HEALTH_CHECK
+                model_known=self.health_operation == semconv.OPERATION_HEALTH_CHECK
                 or inst.recorder.has_succeeded(self.key),
             )
-        outcome, error_type = classification
-        # Content capture off: error texts leave without the request's content (error_text.py).
-        content = None
-        if self.request_content is not None and (exception is not None or error_message):
-            content = error_text.load(self.request_content)
-        if error_message is None and exception is not None:
-            error_message = describe_exception(exception) if content is None else content.describe(exception)
-        elif error_message and content is not None:
-            error_message = content.clean(error_message) or None
-        self._clean_response_fields()
-
-        span = self.span
-        if span.is_recording():
-            self._set_span_result(span, outcome, error_type, status_code, exception, error_message, content)
-        span.end()
-
-        counted = not self._counted_descendant
-        if counted:
-            parent = self._parent
-            while parent is not None:
-                parent._counted_descendant = True
-                parent = parent._parent
-            inst.recorder.record_result(
-                self.key,
-                CallResult(
-                    outcome,
-                    self.mh_operation,
-                    error_type,
-                    error_message if outcome is not Outcome.SUCCESS else None,
-                    status_code,
-                    latency_s,
-                    self._started_at,
-                    retry_after_s,
-                    span.get_span_context(),
-                ),
-            )
-            # After the record: a key the registry now tracks gets its own metric series.
-            self._record_metrics(latency_s, error_type)
+        return classification
 
     def _clean_response_fields(self) -> None:
         """Response fields come from the server (or a hostile one): printable and bounded, like keys."""
@@ -488,13 +298,16 @@ class CallMeasurement:
     def _set_span_result(
         self,
         span: trace.Span,
-        outcome: Outcome,
-        error_type: str | None,
-        status_code: int | None,
+        result: CallResult,
         exception: BaseException | None,
-        error_message: str | None,
+        exception_description: str | None,
         content: error_text.RequestContent | None,
     ) -> None:
+        """The result on the span. ``exception_description`` is the scrubbed ``Type: message`` of
+        ``exception`` when the message was made from it (its message part is then reused)."""
+        outcome = result.outcome
+        error_type = result.error_type
+        status_code = result.status_code
         attributes: dict[str, AttributeValue] = {semconv.MH_OUTCOME: outcome.value}
         if self.response_model is not None:
             attributes[semconv.GEN_AI_RESPONSE_MODEL] = self.response_model
@@ -514,34 +327,44 @@ class CallMeasurement:
             attributes[semconv.ERROR_TYPE] = error_type
         if len(attributes) == 1:
             # Only the outcome (a decorated call whose result told nothing more): the SDK's set_attribute
-            # skips the two ABC isinstance checks set_attributes makes on the mapping (~3 us).
+            # skips the two ABC isinstance checks set_attributes makes on the mapping.
             span.set_attribute(semconv.MH_OUTCOME, outcome.value)
         else:
             span.set_attributes(attributes)
         if exception is not None:
-            # A provider may echo a key back in its error message; the message also ends the stack trace.
-            try:
-                stacktrace = "".join(traceback.format_exception(exception))
-                if content is None:
-                    message = describe_exception(exception).partition(": ")[2]
-                else:
-                    message = content.exception_message(exception)
-                    stacktrace = content.clean_stacktrace(exception, stacktrace)
-                span.record_exception(
-                    exception,
-                    attributes={
-                        "exception.message": scrub(message),
-                        "exception.stacktrace": scrub(stacktrace, max_length=_MAX_STACKTRACE),
-                    },
-                )
-            except Exception:  # the outcome must still be recorded
-                report_internal_error("measurement.record_exception")
+            with guarded("measurement.record_exception"):  # the outcome must still be recorded
+                self._record_exception(span, exception, exception_description, content)
         if (
             outcome is Outcome.FAILURE
             or outcome is Outcome.RATE_LIMITED
             or (outcome is Outcome.NEUTRAL and status_code is not None and status_code >= 400)
         ):
-            span.set_status(Status(StatusCode.ERROR, scrub(error_message) if error_message else error_type))
+            span.set_status(Status(StatusCode.ERROR, result.error_message or error_type))
+
+    @staticmethod
+    def _record_exception(
+        span: trace.Span,
+        exception: BaseException,
+        description: str | None,
+        content: error_text.RequestContent | None,
+    ) -> None:
+        # A provider may echo a key back in its error message; the message also ends the stack trace.
+        stacktrace = "".join(traceback.format_exception(exception))
+        if content is not None:
+            stacktrace = content.clean_stacktrace(exception, stacktrace)
+        if description is not None:
+            message = description.partition(": ")[2]
+        elif content is None:
+            message = scrub(describe_exception(exception).partition(": ")[2])
+        else:
+            message = scrub(content.exception_message(exception))
+        span.record_exception(
+            exception,
+            attributes={
+                semconv.EXCEPTION_MESSAGE: message,
+                semconv.EXCEPTION_STACKTRACE: scrub(stacktrace, max_length=_MAX_STACKTRACE),
+            },
+        )
 
     def _record_metrics(self, latency_s: float, error_type: str | None) -> None:
         inst = self._inst
@@ -585,7 +408,7 @@ def start_call(
     *,
     key: ModelKey,
     operation_name: str,
-    mh_operation: str | None = None,
+    health_operation: str | None = None,
     server_address: str | None = None,
     server_port: int | None = None,
     stream: bool | None = None,
@@ -594,30 +417,28 @@ def start_call(
     """Begin measuring a model call; None when instrumentation is suppressed or our code failed
     (the caller then runs the call unobserved).
 
-    Without ``mh_operation`` the call inherits the enclosing call's (so the transport's attempts inside a
-    ``@probe`` are health checks), else ``inference``."""
-    try:
-        if not _deferred.empty():
-            run_deferred()
+    Without ``health_operation`` the call inherits the enclosing call's (so the transport's attempts
+    inside a ``@probe`` are health checks), else ``inference``."""
+    with guarded("measurement.start"):
+        if deferred.pending():
+            deferred.run_deferred()
         ctx = otel_context.get_current()  # read once for both keys
         if ctx.get(_SUPPRESS_INSTRUMENTATION_KEY):
             return None
         parent = ctx.get(_ACTIVE_KEY)
         if not isinstance(parent, CallMeasurement):
             parent = None
-        if mh_operation is None:
-            mh_operation = parent.mh_operation if parent is not None else semconv.OPERATION_INFERENCE
+        if health_operation is None:
+            health_operation = parent.health_operation if parent is not None else semconv.OPERATION_INFERENCE
         return CallMeasurement(
             inst,
             key=key,
             operation_name=operation_name,
-            mh_operation=mh_operation,
+            health_operation=health_operation,
             server_address=server_address,
             server_port=server_port,
             stream=stream,
             attributes=attributes,
             parent=parent,
         )
-    except Exception:
-        report_internal_error("measurement.start")
-        return None
+    return None

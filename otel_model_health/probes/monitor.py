@@ -43,7 +43,7 @@ logger: Final = logging.getLogger("otel_model_health.probes")
 PROBE_FAILED: Final = "probe_failed"  # error.type of a plain probe that returned False
 _HALF_OPEN_MARGIN_S: Final = 0.01  # start a half-open probe this long after the OPEN wait ends
 _MAX_STOP_WAIT_S: Final = 5.0
-_DECORATORS_MODULE: Final = "otel_model_health.instrument.decorators"
+_DECORATORS_MODULE: Final = "otel_model_health.instrument.decorators.wrappers"
 
 
 @runtime_checkable
@@ -643,7 +643,8 @@ class HealthMonitor:
         if p.instrumented:
             return None
         try:
-            from ..instrument.measurement import instruments_for, start_call
+            from ..instrument.instruments import instruments_for
+            from ..instrument.measurement import start_call
 
             if self._instruments is None:
                 self._instruments = instruments_for(
@@ -655,7 +656,7 @@ class HealthMonitor:
                 self._instruments,
                 key=p.key,
                 operation_name=p.operation_name,
-                mh_operation=semconv.OPERATION_HEALTH_CHECK,
+                health_operation=semconv.OPERATION_HEALTH_CHECK,
             )
         except Exception:
             report_internal_error("HealthMonitor.measurement")

@@ -23,7 +23,7 @@ from opentelemetry.trace import SpanKind
 from opentelemetry.util.types import AttributeValue
 
 from otel_model_health import HealthRegistry, semconv
-from otel_model_health.instrument.measurement import instruments_for
+from otel_model_health.instrument.instruments import instruments_for
 from otel_model_health.instrument.transport import instrument_client
 from otel_model_health.keys import ModelKey
 from otel_model_health.outcomes import Outcome

@@ -303,7 +303,8 @@ def data_points(metric: Any) -> list[Any]:
 # Format with model=..., calls=..., failures=..., configure_args=...
 CHILD_CALLS = """
 import otel_model_health as omh
-from otel_model_health.instrument.measurement import instruments_for, start_call
+from otel_model_health.instrument.instruments import instruments_for
+from otel_model_health.instrument.measurement import start_call
 from otel_model_health.keys import ModelKey
 
 handle = omh.configure({configure_args})

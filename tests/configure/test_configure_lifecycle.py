@@ -21,7 +21,8 @@ from otlp_receivers import run_child
 import otel_model_health as omh
 from otel_model_health import defaults
 from otel_model_health.health.processor import ModelHealthSpanProcessor
-from otel_model_health.instrument.measurement import instruments_for, start_call
+from otel_model_health.instrument.instruments import instruments_for
+from otel_model_health.instrument.measurement import start_call
 from otel_model_health.keys import ModelKey
 
 # The submodule, not the function of the same name that the package exports.
@@ -231,7 +232,8 @@ SDK_DISABLED = """
 import sys
 from opentelemetry import metrics, trace
 import otel_model_health as omh
-from otel_model_health.instrument.measurement import instruments_for, start_call
+from otel_model_health.instrument.instruments import instruments_for
+from otel_model_health.instrument.measurement import start_call
 from otel_model_health.keys import ModelKey
 
 handle = omh.configure()
@@ -272,7 +274,8 @@ sentry_sdk.init(dsn="http://public@127.0.0.1:9/1", transport=Capture, default_in
 client = sentry_sdk.get_client()
 
 import otel_model_health as omh
-from otel_model_health.instrument.measurement import instruments_for, start_call
+from otel_model_health.instrument.instruments import instruments_for
+from otel_model_health.instrument.measurement import start_call
 from otel_model_health.keys import ModelKey
 
 handle = omh.configure(sentry_enabled=True, critical_models=["crit-model"])

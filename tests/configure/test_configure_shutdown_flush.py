@@ -31,7 +31,8 @@ import sys, time
 # Keeps start-up fast: disabling sentry-sdk's OpenAI/Anthropic integrations would import both SDKs.
 sys.modules["openai"] = sys.modules["anthropic"] = None
 import otel_model_health as omh
-from otel_model_health.instrument.measurement import instruments_for, start_call
+from otel_model_health.instrument.instruments import instruments_for
+from otel_model_health.instrument.measurement import start_call
 from otel_model_health.keys import ModelKey
 
 handle = omh.configure()

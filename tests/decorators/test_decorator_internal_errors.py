@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from otel_model_health import _internal
-from otel_model_health.instrument import call_results, generators, measurement, streams
-from otel_model_health.instrument.decorators import monitor
+from otel_model_health.instrument import instruments, measurement
+from otel_model_health.instrument.decorators import call_results, generators, monitor, streams
 from otel_model_health.outcomes import Outcome
 
 
@@ -108,7 +108,7 @@ def test_recorder_raising_does_not_reach_the_caller(telemetry: Any, debug_log: A
 def test_instruments_resolution_failing(
     monkeypatch: pytest.MonkeyPatch, telemetry: Any, debug_log: Any
 ) -> None:
-    monkeypatch.setattr(measurement.InstrumentsRef, "get", _explode)
+    monkeypatch.setattr(instruments.InstrumentsRef, "get", _explode)
     before = _internal.internal_error_count()
     assert monitor(**telemetry.options())(lambda model: "fine")("m") == "fine"
     _assert_reported(debug_log, before, "monitor.start")

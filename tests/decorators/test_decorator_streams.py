@@ -11,8 +11,8 @@ import pydantic
 import pytest
 import wrapt
 
-from otel_model_health.instrument.call_results import ResultKind, result_kind
 from otel_model_health.instrument.decorators import monitor
+from otel_model_health.instrument.decorators.call_results import ResultKind, result_kind
 from otel_model_health.outcomes import Outcome
 
 ANTHROPIC_EVENTS = [

@@ -14,8 +14,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanKind, StatusCode
 
-from otel_model_health.instrument.call_args import CallArgs
 from otel_model_health.instrument.decorators import monitor, probe
+from otel_model_health.instrument.decorators.call_args import CallArgs
 from otel_model_health.outcomes import Outcome
 
 OPENAI_BODY = {

@@ -1,4 +1,5 @@
-"""Error texts without the request's content (instrument/error_text.py), and its use by the measurement."""
+"""Error texts without the request's content (instrument/error_text.py, with the front-ends' readers of
+that content), and its use by the measurement."""
 
 from __future__ import annotations
 
@@ -15,15 +16,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from otel_model_health import defaults
 from otel_model_health.health.registry import HealthRegistry
-from otel_model_health.instrument.call_args import ArgSpec
-from otel_model_health.instrument.capture import MAX_REQUEST_BODY
 from otel_model_health.instrument.decorators import monitor
-from otel_model_health.instrument.error_text import (
-    CONTENT_REMOVED,
-    RequestContent,
-    from_arguments,
-    from_body,
-)
+from otel_model_health.instrument.decorators.call_args import ArgSpec, from_arguments
+from otel_model_health.instrument.error_text import CONTENT_REMOVED, RequestContent
+from otel_model_health.instrument.transport.capture import MAX_REQUEST_BODY, from_body
 
 PROMPT = "Summarise the quarterly report of the purple giraffe company for the board"
 R = CONTENT_REMOVED

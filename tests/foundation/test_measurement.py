@@ -19,7 +19,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 from otel_model_health import _internal
 from otel_model_health.health.types import CallResult
-from otel_model_health.instrument.measurement import current_call, instruments_for, start_call
+from otel_model_health.instrument.instruments import instruments_for
+from otel_model_health.instrument.measurement import current_call, start_call
 from otel_model_health.keys import ModelKey
 from otel_model_health.outcomes import Outcome, StreamEnd
 

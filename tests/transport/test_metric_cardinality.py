@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_model_health import HealthRegistry, ModelHealthTransport
-from otel_model_health.instrument.measurement import MAX_METRIC_MODELS
+from otel_model_health.instrument.instruments import MAX_METRIC_MODELS
 
 HOSTILE = "\x1b[31mred\x00\nmodel"
 

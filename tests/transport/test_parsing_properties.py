@@ -16,9 +16,9 @@ from backports import zstd as backports_zstd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from otel_model_health.instrument import decoding
-from otel_model_health.instrument.jsonscan import top_level_fields
-from otel_model_health.instrument.sse import SSEParser
+from otel_model_health.instrument.transport import decoding
+from otel_model_health.instrument.transport.jsonscan import top_level_fields
+from otel_model_health.instrument.transport.sse import SSEParser
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

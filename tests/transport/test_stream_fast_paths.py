@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from otel_model_health.instrument import jsonfast
-from otel_model_health.instrument.gemini import read_gemini
-from otel_model_health.instrument.observer import CallObserver
-from otel_model_health.instrument.requests import Endpoint, match_endpoint
 from otel_model_health.instrument.responses import ResponseInfo, read_stream_event
-from otel_model_health.instrument.sse import MAX_LINE, Event, SSEParser
+from otel_model_health.instrument.transport import jsonfast
+from otel_model_health.instrument.transport.gemini import read_gemini
+from otel_model_health.instrument.transport.observer import CallObserver
+from otel_model_health.instrument.transport.requests import Endpoint, match_endpoint
+from otel_model_health.instrument.transport.sse import MAX_LINE, Event, SSEParser
 from otel_model_health.testing.anthropic_wire import AnthropicWire
 from otel_model_health.testing.content import make_content
 from otel_model_health.testing.gemini_wire import GeminiWire

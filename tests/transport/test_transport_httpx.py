@@ -18,12 +18,12 @@ import openai
 import pytest
 from transport_kit import API_KEY, Telemetry
 
-from otel_model_health.instrument import observer as observer_module
 from otel_model_health.instrument.transport import (
     AsyncModelHealthTransport,
     ModelHealthTransport,
     instrument_client,
 )
+from otel_model_health.instrument.transport import observer as observer_module
 from otel_model_health.outcomes import Outcome
 from otel_model_health.testing import Fault, SimulatedProvider
 

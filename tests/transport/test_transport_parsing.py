@@ -12,10 +12,10 @@ import brotli
 import pytest
 
 from otel_model_health import hosts
-from otel_model_health.instrument import bodies, decoding
-from otel_model_health.instrument.jsonscan import top_level_fields
-from otel_model_health.instrument.requests import match_endpoint, model_and_stream
-from otel_model_health.instrument.sse import MAX_LINE, SSEParser
+from otel_model_health.instrument.transport import bodies, decoding
+from otel_model_health.instrument.transport.jsonscan import top_level_fields
+from otel_model_health.instrument.transport.requests import match_endpoint, model_and_stream
+from otel_model_health.instrument.transport.sse import MAX_LINE, SSEParser
 
 BIG = "x" * 1_000_000
 

@@ -3,7 +3,8 @@
 ``ArgSpec`` reads the wrapped function's signature once: the position, keyword availability and
 default of every parameter. A lookup per call is then a dict hit and a tuple index, never
 ``inspect.signature(...).bind`` (which costs microseconds). ``CallArgs`` is what user callables
-(``model=``, ``provider=``, ``gateway=``, ``attributes=``) receive.
+(``model=``, ``provider=``, ``gateway=``, ``attributes=``) receive. ``from_arguments`` reads a call's
+content arguments, for error texts that must not quote them (``error_text``).
 """
 
 from __future__ import annotations
@@ -12,7 +13,22 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
+from ... import defaults
+from ..error_text import RequestContent, TextCollector
+
 _MISSING: Final[Any] = object()
+# The arguments of a decorated call that carry its content (docs/decorators.md).
+CONTENT_ARGUMENTS: Final = (
+    "messages",
+    "input",
+    "prompt",
+    "system",
+    "contents",
+    "instructions",
+    "content",
+    "text",
+    "query",
+)
 
 
 def unwrap_descriptor(func: Any) -> Any:
@@ -111,3 +127,17 @@ class CallArgs:
 
     def __repr__(self) -> str:
         return f"CallArgs(args={self.args!r}, kwargs={self.kwargs!r})"
+
+
+def from_arguments(
+    spec: ArgSpec, instance: object, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> RequestContent | None:
+    """The content of a decorated call's arguments; None when content capture is on (nothing to remove)."""
+    if defaults.capture_content_enabled():
+        return None
+    collector = TextCollector()
+    for name in CONTENT_ARGUMENTS:
+        value = spec.lookup(name, instance, args, kwargs, None)
+        if value is not None:
+            collector.walk(value, True)
+    return RequestContent(collector.texts)

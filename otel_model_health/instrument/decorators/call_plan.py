@@ -15,13 +15,13 @@ from typing import Any, Final, TypeAlias
 from opentelemetry import metrics, trace
 from opentelemetry.util.types import AttributeValue
 
-from .. import semconv
-from .._internal import report_internal_error
-from ..health.types import HealthRecorder
-from ..keys import DIRECT_GATEWAY, MAX_MODEL_LENGTH, UNKNOWN, ModelKey
-from . import error_text
-from .call_args import ArgSpec, CallArgs, unwrap_descriptor
-from .measurement import CallMeasurement, InstrumentsRef, start_call
+from ... import semconv
+from ..._internal import guarded
+from ...health.types import HealthRecorder
+from ...keys import DIRECT_GATEWAY, MAX_MODEL_LENGTH, UNKNOWN, ModelKey
+from ..instruments import InstrumentsRef
+from ..measurement import CallMeasurement, start_call
+from .call_args import ArgSpec, CallArgs, from_arguments, unwrap_descriptor
 
 KeyPart: TypeAlias = str | Callable[[CallArgs], object] | None
 AttributesHook: TypeAlias = Callable[[CallArgs], Mapping[str, AttributeValue] | None]
@@ -49,12 +49,12 @@ class CallPlan:
         "_attributes",
         "_fixed_parts",
         "_gateway",
+        "_health_operation",
         "_keys",
-        "_mh_operation",
         "_model",
         "_model_from_args",
         "_needs_call_args",
-        "_operation",
+        "_operation_name",
         "_provider",
         "_ref",
         "_spec",
@@ -69,16 +69,16 @@ class CallPlan:
         model: KeyPart,
         provider: KeyPart,
         gateway: KeyPart,
-        operation: str,
-        mh_operation: str,
+        operation_name: str,
+        health_operation: str,
         attributes: AttributesHook | None,
         registry: HealthRecorder | None,
         tracer_provider: trace.TracerProvider | None,
         meter_provider: metrics.MeterProvider | None,
     ) -> None:
         spec = self._spec = ArgSpec(wrapped)
-        self._operation = operation
-        self._mh_operation = mh_operation
+        self._operation_name = operation_name  # gen_ai.operation.name
+        self._health_operation = health_operation  # model_health.operation
         self._attributes = attributes
         self._ref = InstrumentsRef(
             registry=registry, tracer_provider=tracer_provider, meter_provider=meter_provider
@@ -101,12 +101,10 @@ class CallPlan:
     def _part(self, part: KeyPart, call: CallArgs | None, where: str) -> object:
         if not callable(part):
             return part
-        try:
+        with guarded(where):
             value = part(call)  # type: ignore[arg-type]
-        except Exception:
-            report_internal_error(where)
-            return UNKNOWN
-        return value if value is not None else UNKNOWN
+            return value if value is not None else UNKNOWN
+        return UNKNOWN
 
     def _key(self, call: CallArgs | None, instance: object, args: tuple[Any, ...], kwargs: Any) -> ModelKey:
         if self._model_from_args:
@@ -144,21 +142,17 @@ class CallPlan:
         hook = self._attributes
         if hook is None:
             return None
-        try:
+        with guarded("monitor.attributes"):
             extra = hook(call)
-            if extra is None:
-                return None
-            if not isinstance(extra, Mapping):
-                raise TypeError(f"attributes hook returned {type(extra).__name__}, not a mapping")
-            return extra
-        except Exception:
-            report_internal_error("monitor.attributes")
-            return None
+            if extra is None or isinstance(extra, Mapping):
+                return extra
+            raise TypeError(f"attributes hook returned {type(extra).__name__}, not a mapping")
+        return None
 
     def start(
         self, instance: object, args: tuple[Any, ...], kwargs: Any, stream: bool | None = None
     ) -> CallMeasurement | None:
-        try:
+        with guarded("monitor.start"):
             call = CallArgs(self._spec, instance, args, kwargs) if self._needs_call_args else None
             key = self._static_key
             if key is None:
@@ -170,14 +164,12 @@ class CallPlan:
             m = start_call(
                 self._ref.get(),
                 key=key,
-                operation_name=self._operation,
-                mh_operation=self._mh_operation,
+                operation_name=self._operation_name,
+                health_operation=self._health_operation,
                 stream=stream,
                 attributes=extra,
             )
             if m is not None:  # read only if an error text has to be cleaned of the call's content
-                m.request_content = partial(error_text.from_arguments, self._spec, instance, args, kwargs)
+                m.request_content = partial(from_arguments, self._spec, instance, args, kwargs)
             return m
-        except Exception:
-            report_internal_error("monitor.start")
-            return None
+        return None

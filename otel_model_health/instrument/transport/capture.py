@@ -1,8 +1,12 @@
-"""Opt-in capture of prompts and completions as ``gen_ai.input.messages`` / ``gen_ai.output.messages``.
+"""The request's content: captured on the span when opted in, else read for removal from error texts.
 
-Only built when content capture is on (``capture_content=True`` or the GenAI env variable). Messages use
-the GenAI conventions' JSON shape (``[{"role": ..., "parts": [{"type": "text", "content": ...}]}]``),
-text parts only, each attribute capped at ``MAX_ATTRIBUTE`` characters.
+``ContentCapture`` records prompts and completions as ``gen_ai.input.messages`` /
+``gen_ai.output.messages``; ``from_body`` gives the error texts of a call whose content is not captured
+the request's texts to remove (``error_text``).
+
+``ContentCapture`` is only built when content capture is on (``capture_content=True`` or the GenAI env
+variable). Messages use the GenAI conventions' JSON shape (``[{"role": ..., "parts": [{"type": "text",
+"content": ...}]}]``), text parts only, each attribute capped at ``MAX_ATTRIBUTE`` characters.
 """
 
 from __future__ import annotations
@@ -13,7 +17,9 @@ from typing import Any, Final
 
 from opentelemetry.trace import Span
 
-from .. import semconv
+from ... import semconv
+from ..error_text import RequestContent, TextCollector
+from .jsonfast import loads_bytes
 from .requests import DIALECT_ANTHROPIC, DIALECT_GEMINI
 
 MAX_ATTRIBUTE: Final = 16 * 1024
@@ -166,3 +172,19 @@ def _stream_delta(event: dict[str, Any], dialect: str) -> str | None:
         content = _dict(choice.get("delta")).get("content")
         return content if isinstance(content, str) else None
     return None
+
+
+def from_body(body: bytes | None) -> RequestContent:
+    """The content of a JSON request body (the transport's). A body over the cap cannot be read: no
+    message text is then kept (``complete=False``); a body that is not JSON counts as content whole."""
+    if not body:
+        return RequestContent([])
+    if len(body) > MAX_REQUEST_BODY:
+        return RequestContent([], complete=False)
+    try:
+        parsed = loads_bytes(body)
+    except (ValueError, RecursionError):
+        return RequestContent([body.decode("utf-8", "replace")])
+    collector = TextCollector()
+    collector.walk(parsed, False)
+    return RequestContent(collector.texts)

@@ -27,15 +27,14 @@ from time import monotonic
 from types import FrameType
 from typing import Any, Final
 
-from .._internal import report_internal_error
-from ..outcomes import MALFORMED_RESPONSE, StreamEnd
-from ..redact import scrub
+from ..._internal import guarded, report_internal_error
+from ...outcomes import MALFORMED_RESPONSE, StreamEnd
+from ..measurement import CallEnd, CallMeasurement
+from ..responses import ResponseInfo, read_response, read_stream_event
 from . import bodies, decoding, jsonfast
 from .capture import ContentCapture
 from .gemini import read_gemini
-from .measurement import CallMeasurement, describe_exception
 from .requests import DIALECT_GEMINI, TERMINAL_DONE, TERMINAL_EOF, Endpoint
-from .responses import ResponseInfo, read_response, read_stream_event
 from .sse import SSEParser
 
 _MAX_ERROR_BODY: Final = 64 * 1024
@@ -101,7 +100,7 @@ class CallObserver:
         content_encoding: str | None,
         retry_after_s: float | None,
     ) -> None:
-        try:
+        with guarded("observer.response"):
             self._status = status_code
             self._encoding = content_encoding
             self._retry_after_s = retry_after_s
@@ -120,8 +119,6 @@ class CallObserver:
                         self._decoder = None if decoder.identity else decoder
             else:
                 self._body = bodies.BodyCopy()
-        except Exception:
-            report_internal_error("observer.response")
 
     def streaming(self) -> None:
         """The body goes to the caller as a stream: watched for abandonment from now on."""
@@ -205,78 +202,76 @@ class CallObserver:
         if self.m.done:
             return
         self.handed()
-        try:
-            if self._mode == _MODE_SSE:
-                parser = self._sse
-                if parser is not None:
-                    if self._decoder is not None:
-                        try:
-                            self._decoder.finish()
-                        except decoding.Malformed:
-                            self._malformed = True
-                    for event in parser.close():
-                        self._event(*event)
-                self._finish_stream()
-            elif self._mode == _MODE_ERROR:
-                self._finish_error()
-            else:
-                self._finish_json()
-        except Exception:
-            report_internal_error("observer.eof")
-            self._finish_plain()
+        end = None
+        with guarded("observer.eof"):
+            end = self._eof()
+        self._finish(end)
+
+    def _eof(self) -> CallEnd:
+        if self._mode == _MODE_SSE:
+            parser = self._sse
+            if parser is not None:
+                if self._decoder is not None:
+                    try:
+                        self._decoder.finish()
+                    except decoding.Malformed:
+                        self._malformed = True
+                for event in parser.close():
+                    self._event(*event)
+            return self._stream_result()
+        if self._mode == _MODE_ERROR:
+            return self._error_result()
+        return self._json_result()
 
     def failed(self, exc: BaseException) -> None:
         """Reading the body raised (connection reset, read timeout): the stream dropped."""
         if self.m.done:
             return
         self.handed()
-        try:
+        with guarded("observer.failed"):
             self._apply_info()
-            self.m.finish(
-                status_code=self._status,
-                exception=exc,
-                stream_end=StreamEnd.DROPPED,
-                error_message=scrub(describe_exception(exc)),
-                retry_after_s=self._retry_after_s,
-            )
-        except Exception:
-            report_internal_error("observer.failed")
+        self.m.finish(
+            status_code=self._status,
+            exception=exc,
+            stream_end=StreamEnd.DROPPED,
+            retry_after_s=self._retry_after_s,
+        )
 
     def closed(self) -> None:
         """The caller closed the response (or it was garbage-collected) before EOF, or after it."""
         if self.m.done:
             return
         self.handed()
-        try:
-            if self._mode == _MODE_ERROR:
-                self._finish_error()
-            elif (
-                self._terminal or self._info.terminal or self._info.error_type is not None or self._malformed
-            ):
-                # The SDKs close right after the terminal event (complete) and raise on an error event
-                # or an unparseable one (that error is the outcome, not the caller's close).
-                self._finish_stream()
-            elif (
-                self._mode == _MODE_JSON
-                and self._body is not None
-                and not decoding.decodes_so_far(self._body.chunks, self._encoding)
-            ):
-                self._finish_malformed("the response body does not decompress")
-            else:
-                exc = _closers_decoding_error(sys.exc_info()[1])
-                self._apply_info()
-                if exc is not None:
-                    # The closer is cleaning up after failing on what it read: that failure is the outcome.
-                    self.m.finish(
-                        status_code=self._status,
-                        exception=exc,
-                        error_message=scrub(describe_exception(exc)),
-                    )
-                else:
-                    self.m.finish(status_code=self._status, stream_end=StreamEnd.CANCELLED)
-        except Exception:
-            report_internal_error("observer.closed")
-            self._finish_plain()
+        end = None
+        with guarded("observer.closed"):
+            end = self._closed()
+        self._finish(end)
+
+    def _closed(self) -> CallEnd:
+        if self._mode == _MODE_ERROR:
+            return self._error_result()
+        if self._terminal or self._info.terminal or self._info.error_type is not None or self._malformed:
+            # The SDKs close right after the terminal event (complete) and raise on an error event
+            # or an unparseable one (that error is the outcome, not the caller's close).
+            return self._stream_result()
+        if (
+            self._mode == _MODE_JSON
+            and self._body is not None
+            and not decoding.decodes_so_far(self._body.chunks, self._encoding)
+        ):
+            return self._malformed_result("the response body does not decompress")
+        exc = _closers_decoding_error(sys.exc_info()[1])
+        self._apply_info()
+        if exc is not None:
+            # The closer is cleaning up after failing on what it read: that failure is the outcome.
+            return {"status_code": self._status, "exception": exc}
+        return {"status_code": self._status, "stream_end": StreamEnd.CANCELLED}
+
+    def _finish(self, end: CallEnd | None) -> None:
+        """End the call as ``end`` says; from its status alone when our code failed to tell more."""
+        if end is None:
+            end = {"status_code": self._status or None}
+        self.m.finish(**end)
 
     def idle_since(self) -> float:
         return self._active_at
@@ -321,16 +316,15 @@ class CallObserver:
             return StreamEnd.COMPLETE, None
         return StreamEnd.NO_TERMINAL_EVENT, None
 
-    def _finish_stream(self) -> None:
+    def _stream_result(self) -> CallEnd:
         end, error_type = self._stream_end()
         self._apply_info()
-        message = self._info.error_message
-        self.m.finish(
-            status_code=self._status,
-            stream_end=end,
-            stream_error_type=error_type,
-            error_message=scrub(message) if message else None,
-        )
+        return {
+            "status_code": self._status,
+            "stream_end": end,
+            "stream_error_type": error_type,
+            "error_message": self._info.error_message,
+        }
 
     def _parsed_body(self) -> Any:
         """The decoded JSON body; raises Malformed, TooLarge or Unsupported."""
@@ -339,15 +333,13 @@ class CallObserver:
             raise bodies.Unsupported("no body")
         return bodies.parse_json(bodies.decode(body.data(), self._encoding))
 
-    def _finish_json(self) -> None:
+    def _json_result(self) -> CallEnd:
         try:
             obj = self._parsed_body()
         except bodies.Malformed:
-            self._finish_malformed("the response body is not valid JSON")
-            return
+            return self._malformed_result("the response body is not valid JSON")
         except (bodies.TooLarge, bodies.Unsupported):
-            self.m.finish(status_code=self._status)
-            return
+            return {"status_code": self._status}
         info = self._info
         if self._endpoint.dialect == DIALECT_GEMINI:
             read_gemini(obj, info)
@@ -357,26 +349,24 @@ class CallObserver:
             self._capture.response_body(obj)
         self._apply_info()
         if info.error_type is not None:  # a 200 whose body is an error object
-            message = info.error_message
-            self.m.finish(
-                status_code=self._status,
-                stream_end=StreamEnd.ERROR_EVENT,
-                stream_error_type=info.error_type,
-                error_message=scrub(message) if message else None,
-                retry_after_s=self._retry_after_s,
-            )
-            return
-        self.m.finish(status_code=self._status)
+            return {
+                "status_code": self._status,
+                "stream_end": StreamEnd.ERROR_EVENT,
+                "stream_error_type": info.error_type,
+                "error_message": info.error_message,
+                "retry_after_s": self._retry_after_s,
+            }
+        return {"status_code": self._status}
 
-    def _finish_malformed(self, message: str) -> None:
-        self.m.finish(
-            status_code=self._status,
-            stream_end=StreamEnd.ERROR_EVENT,
-            stream_error_type=MALFORMED_RESPONSE,
-            error_message=message,
-        )
+    def _malformed_result(self, message: str) -> CallEnd:
+        return {
+            "status_code": self._status,
+            "stream_end": StreamEnd.ERROR_EVENT,
+            "stream_error_type": MALFORMED_RESPONSE,
+            "error_message": message,
+        }
 
-    def _finish_error(self) -> None:
+    def _error_result(self) -> CallEnd:
         message: str | None = None
         code: str | None = None
         try:
@@ -390,18 +380,12 @@ class CallObserver:
             code = info.error_type  # e.g. `insufficient_quota` on a 429: the account's, not the model's
         except Exception:  # an HTML error page, a cut body: the status says enough
             message = None
-        self.m.finish(
-            status_code=self._status,
-            stream_error_type=code,
-            error_message=scrub(message) if message else None,
-            retry_after_s=self._retry_after_s,
-        )
-
-    def _finish_plain(self) -> None:
-        try:
-            self.m.finish(status_code=self._status or None)
-        except Exception:
-            report_internal_error("observer.finish_plain")
+        return {
+            "status_code": self._status,
+            "stream_error_type": code,
+            "error_message": message,
+            "retry_after_s": self._retry_after_s,
+        }
 
     def _apply_info(self) -> None:
         info = self._info
@@ -462,15 +446,13 @@ def sweep_idle_streams(now: float | None = None) -> None:
     if now < _next_sweep:
         return
     _next_sweep = now + _SWEEP_EVERY_S
-    try:
+    with guarded("observer.sweep_idle_streams"):
         for observer in list(_open_streams):
             if observer.m.done:
                 _open_streams.discard(observer)
             elif now - observer.idle_since() >= IDLE_STREAM_LIMIT_S:
                 _open_streams.discard(observer)
                 observer.closed()
-    except Exception:
-        report_internal_error("observer.sweep_idle_streams")
 
 
 def _error_code(obj: Any) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .responses import ResponseInfo
+from ..responses import ResponseInfo
 
 _MAX_TEXT = 256
 

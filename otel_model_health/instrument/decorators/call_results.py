@@ -13,10 +13,10 @@ import types
 from collections.abc import Mapping, Set
 from typing import Final
 
-from .._internal import report_internal_error
-from ..outcomes import StreamEnd, parse_retry_after
-from .measurement import CallMeasurement
-from .responses import ResponseInfo, read_response
+from ..._internal import guarded
+from ...outcomes import StreamEnd, parse_retry_after
+from ..measurement import CallMeasurement
+from ..responses import ResponseInfo, read_response
 
 
 class ResultKind(enum.Enum):
@@ -76,11 +76,9 @@ def result_kind(value: object) -> ResultKind:
     cls = type(value)
     kind = _kinds.get(cls)
     if kind is None:
-        try:
+        kind = ResultKind.VALUE
+        with guarded("call_results.result_kind"):
             kind = _classify_type(cls)
-        except Exception:
-            report_internal_error("call_results.result_kind")
-            kind = ResultKind.VALUE
         if len(_kinds) < _MAX_CACHED_TYPES:
             _kinds[cls] = kind
     return kind
@@ -117,10 +115,8 @@ def finish_response(m: CallMeasurement, result: object) -> None:
         m.finish(stream_end=StreamEnd.COMPLETE)
         return
     info = ResponseInfo()
-    try:
+    with guarded("call_results.read_response"):
         read_response(result, info)
-    except Exception:
-        report_internal_error("call_results.read_response")
     finish_complete(m, info)
 
 
@@ -146,14 +142,12 @@ def finish_exception(m: CallMeasurement, exc: BaseException, info: ResponseInfo 
     """The call (or its stream) raised ``exc``: SDK errors carry ``status_code`` and a response."""
     status_code: int | None = None
     retry_after_s: float | None = None
-    try:
+    with guarded("call_results.finish_exception"):
         if info is not None:
             apply_info(m, info)
         status_code = _int_attr(exc, "status_code")
         if status_code is not None:
             retry_after_s = _retry_after(exc)
-    except Exception:
-        report_internal_error("call_results.finish_exception")
     m.finish(status_code=status_code, exception=exc, retry_after_s=retry_after_s)
 
 

@@ -12,16 +12,16 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any
 
-from .._internal import report_internal_error
+from ..._internal import report_internal_error
+from ..measurement import CallMeasurement
+from ..responses import ResponseInfo, read_stream_event
 from .call_results import finish_cancelled, finish_complete, finish_exception
-from .measurement import CallMeasurement
-from .responses import ResponseInfo, read_stream_event
 
 StartCall = Callable[[], CallMeasurement | None]
 
 
 def _observe(m: CallMeasurement, info: ResponseInfo, item: object) -> None:
-    try:
+    try:  # not guarded(): runs for every item
         m.first_chunk()
         read_stream_event(item, info)
     except Exception:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from .. import semconv
+from ... import semconv
 from .jsonscan import top_level_fields
 
 # How a stream ends cleanly: `data: [DONE]` (OpenAI chat/completions), a terminal event the response

@@ -22,10 +22,10 @@ from typing import Any, Final
 
 import wrapt
 
-from .._internal import report_internal_error
+from ..._internal import guarded, report_internal_error
+from ..measurement import CallMeasurement
+from ..responses import ResponseInfo, read_response, read_stream_event
 from .call_results import finish_cancelled, finish_complete, finish_exception
-from .measurement import CallMeasurement
-from .responses import ResponseInfo, read_response, read_stream_event
 
 # Properties of SDK streams holding the accumulated message (read when the stream was consumed by
 # the SDK itself, so its events never passed through the proxy).
@@ -54,7 +54,7 @@ class StreamObserver:
             self.m.first_chunk()
 
     def item(self, item: object) -> None:
-        try:
+        try:  # not guarded(): runs for every item
             self.chunk()
             if getattr(item, "type", None) == "chunk":  # openai ChatCompletionStream's ChunkEvent
                 item = getattr(item, "chunk", item)
@@ -73,13 +73,11 @@ class StreamObserver:
         """A ``get_final_*`` / ``until_done`` returned: the SDK consumed the whole stream."""
         if self.m.done:
             return
-        try:
+        with guarded("streams.final"):
             if result is None or isinstance(result, str) or result is source:
                 self.read_snapshot(source)
             else:
                 read_response(result, self.info)
-        except Exception:
-            report_internal_error("streams.final")
         finish_complete(self.m, self.info)
 
     def read_snapshot(self, source: object) -> None:
@@ -89,10 +87,8 @@ class StreamObserver:
             except Exception:  # anthropic asserts when no event arrived yet
                 continue
             if snapshot is not None:
-                try:
+                with guarded("streams.read_snapshot"):
                     read_response(snapshot, self.info)
-                except Exception:
-                    report_internal_error("streams.read_snapshot")
                 return
 
     def failed(self, exc: BaseException) -> None:
@@ -123,14 +119,12 @@ class _IfWrappedHas:
 
 def abandon(proxy: Any) -> None:
     """``__del__`` of a proxy: finish an unfinished call as cancelled (once: ``finish`` is idempotent)."""
-    try:
+    with guarded("streams.abandon"):
         if sys.is_finalizing():
             return
         observer: StreamObserver | None = getattr(proxy, "_self_observer", None)
         if observer is not None:
             observer.closed()
-    except Exception:
-        report_internal_error("streams.abandon")
 
 
 class SyncStreamProxy(wrapt.ObjectProxy[Any]):

@@ -4,8 +4,8 @@ client makes, one span and one outcome per HTTP attempt, without patching anythi
 One implementation serves both modules. ``ModelHealthTransport(inner)`` returns an instance of a class
 built (once, lazily) to also derive from the inner transport's module's ``BaseTransport``, so
 ``httpx.Client(transport=...)`` and ``httpx2.Client(transport=...)`` both accept it, and the package
-imports without either module. ``instrument_client(client)`` wraps a client's own transports in place,
-keeping its proxies, pool limits, TLS and HTTP/2 settings.
+imports without either module. ``clients.instrument_client(client)`` wraps a client's own transports in
+place with them.
 """
 
 from __future__ import annotations
@@ -14,28 +14,26 @@ import math
 from collections.abc import Mapping
 from functools import partial
 from types import TracebackType
-from typing import Any, ClassVar, Final, TypeVar
+from typing import Any, ClassVar, Final
 
 from opentelemetry import metrics, trace
 
-from .. import defaults
-from .._internal import report_internal_error
-from ..health.types import HealthRecorder
-from ..hosts import HostResolver, Route, route_key
-from ..keys import ModelKey
-from ..outcomes import MAX_RETRY_AFTER_S, parse_retry_after
-from ..redact import scrub
-from . import error_text, httpx_support
-from .capture import ContentCapture
-from .measurement import CallMeasurement, InstrumentsRef, describe_exception, start_call
+from ... import defaults
+from ..._internal import guarded, report_internal_error
+from ...health.types import HealthRecorder
+from ...hosts import HostResolver, Route, route_key
+from ...keys import ModelKey
+from ...outcomes import MAX_RETRY_AFTER_S, parse_retry_after
+from ..instruments import InstrumentsRef
+from ..measurement import start_call
+from . import httpx_support
+from .capture import ContentCapture, from_body
 from .observer import CallObserver, sweep_idle_streams
 from .requests import Endpoint, match_endpoint, model_and_stream
 
 RETRY_COUNT_HEADER: Final = "x-stainless-retry-count"
 _MAX_KEYS: Final = 1024
 _DEFAULT_PORTS: Final = {"https": 443, "http": 80}
-
-ClientT = TypeVar("ClientT")
 
 
 class _Core:
@@ -84,7 +82,7 @@ class _Core:
     def start(self, request: Any, endpoint: Endpoint) -> CallObserver | None:
         """Begin measuring one attempt; None when suppressed or when our code failed."""
         sweep_idle_streams()
-        try:
+        try:  # not guarded(): the block's locals are used after it
             url = request.url
             body = getattr(request, "_content", None)
             if not isinstance(body, bytes):
@@ -116,22 +114,13 @@ class _Core:
         if resend:
             m.resend_count = resend
         if content is None:  # not captured: error texts must not quote the body (read on error only)
-            m.request_content = partial(error_text.from_body, body)
+            m.request_content = partial(from_body, body)
         return CallObserver(m, endpoint, content)
-
-    @staticmethod
-    def request_failed(m: CallMeasurement, exc: BaseException) -> None:
-        try:
-            message: str | None = scrub(describe_exception(exc))
-        except Exception:
-            report_internal_error("transport.request_failed")
-            message = None
-        m.finish(exception=exc, error_message=message)
 
     @staticmethod
     def attach(observer: CallObserver, response: Any, stream_cls: type[Any]) -> Any:
         """Hand the response back with its stream wrapped; the observer ends the call with the stream."""
-        try:
+        with guarded("transport.attach"):
             headers = response.headers
             status: int = response.status_code
             content = getattr(response, "_content", None)
@@ -149,9 +138,8 @@ class _Core:
             else:
                 response.stream = stream_cls(response.stream, observer)
                 observer.streaming()
-        except Exception:
-            report_internal_error("transport.attach")
-            observer.closed()
+            return response
+        observer.closed()
         return response
 
 
@@ -203,7 +191,9 @@ def _module_for(transport: object, module: str | None) -> str:
     return httpx_support.default_module_name()
 
 
-class _TransportBase:
+class TransportBase:
+    """What the sync and async transports share; ``isinstance`` of it finds our wrappers."""
+
     _mh_module_name: ClassVar[str]
 
     def __init__(
@@ -243,7 +233,7 @@ class _TransportBase:
         return f"<{type(self).__name__} ({self._mh_module_name}) wrapping {self._transport!r}>"
 
 
-class ModelHealthTransport(_TransportBase):
+class ModelHealthTransport(TransportBase):
     """A sync transport for ``httpx.Client`` or ``httpx2.Client`` wrapping ``transport`` (default: the
     module's ``HTTPTransport()``). The module is ``module=`` if given, else the inner transport's, else
     httpx2.
@@ -275,7 +265,7 @@ class ModelHealthTransport(_TransportBase):
             response = self._transport.handle_request(request)
         except BaseException as exc:
             m.deactivate(token)
-            core.request_failed(m, exc)
+            m.finish(exception=exc)
             raise
         m.deactivate(token)
         return core.attach(observer, response, httpx_support.sync_stream_class(self._mh_module))
@@ -296,7 +286,7 @@ class ModelHealthTransport(_TransportBase):
         self._transport.__exit__(exc_type, exc_value, traceback)
 
 
-class AsyncModelHealthTransport(_TransportBase):
+class AsyncModelHealthTransport(TransportBase):
     """The async twin of ``ModelHealthTransport`` for ``httpx.AsyncClient`` / ``httpx2.AsyncClient``."""
 
     def __new__(cls, transport: Any = None, *, module: str | None = None, **_options: Any) -> Any:
@@ -322,7 +312,7 @@ class AsyncModelHealthTransport(_TransportBase):
             response = await self._transport.handle_async_request(request)
         except BaseException as exc:
             m.deactivate(token)
-            core.request_failed(m, exc)
+            m.finish(exception=exc)
             raise
         m.deactivate(token)
         return core.attach(observer, response, httpx_support.async_stream_class(self._mh_module))
@@ -341,30 +331,3 @@ class AsyncModelHealthTransport(_TransportBase):
         traceback: TracebackType | None = None,
     ) -> None:
         await self._transport.__aexit__(exc_type, exc_value, traceback)
-
-
-def instrument_client(client: ClientT, **options: Any) -> ClientT:
-    """Wrap ``client``'s transport and every mounted one (env proxies, ``mounts=``) in place; returns
-    the client. Keeps the client's proxies, pool limits, TLS and HTTP/2 settings. Idempotent: an already
-    wrapped transport is left as it is (with its options). Options as for ``ModelHealthTransport``."""
-    name = httpx_support.module_name_of(client)
-    if name is None:
-        raise TypeError(f"instrument_client expects an httpx or httpx2 client, got {type(client).__name__}")
-    module = httpx_support.load(name)
-    wrapper: type[_TransportBase]
-    if isinstance(client, module.AsyncClient):
-        wrapper = AsyncModelHealthTransport
-    elif isinstance(client, module.Client):
-        wrapper = ModelHealthTransport
-    else:
-        raise TypeError(f"instrument_client expects an httpx or httpx2 client, got {type(client).__name__}")
-
-    def wrap(transport: Any) -> Any:
-        if transport is None or isinstance(transport, wrapper):
-            return transport
-        return wrapper(transport, module=name, **options)
-
-    target: Any = client
-    target._transport = wrap(target._transport)
-    target._mounts = {pattern: wrap(transport) for pattern, transport in target._mounts.items()}
-    return client

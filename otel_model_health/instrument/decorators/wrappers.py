@@ -21,15 +21,13 @@ from typing import Any, TypeVar, overload
 import wrapt
 from opentelemetry import metrics, trace
 
-from .. import semconv
-from ..health.types import HealthRecorder
-from .call_args import CallArgs, unwrap_descriptor
+from ... import semconv
+from ...health.types import HealthRecorder
+from .call_args import unwrap_descriptor
 from .call_plan import AttributesHook, CallPlan, KeyPart
 from .call_results import finish_exception
 from .generators import drive_async_generator, drive_generator
 from .stream_managers import observe_result
-
-__all__ = ["CallArgs", "monitor", "probe"]
 
 _F = TypeVar("_F")
 Wrapper = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], Any]
@@ -122,11 +120,11 @@ def _wrapper_for(wrapped: Any, plan: CallPlan) -> Wrapper:
 def _make_decorator(
     func: Any,
     *,
-    mh_operation: str,
+    health_operation: str,
     model: KeyPart,
     provider: KeyPart,
     gateway: KeyPart,
-    operation: str,
+    operation_name: str,
     attributes: AttributesHook | None,
     registry: HealthRecorder | None,
     tracer_provider: trace.TracerProvider | None,
@@ -140,8 +138,8 @@ def _make_decorator(
             model=model,
             provider=provider,
             gateway=gateway,
-            operation=operation,
-            mh_operation=mh_operation,
+            operation_name=operation_name,
+            health_operation=health_operation,
             attributes=attributes,
             registry=registry,
             tracer_provider=tracer_provider,
@@ -198,11 +196,11 @@ def monitor(
     """
     return _make_decorator(
         func,
-        mh_operation=semconv.OPERATION_INFERENCE,
+        health_operation=semconv.OPERATION_INFERENCE,
         model=model,
         provider=provider,
         gateway=gateway,
-        operation=operation,
+        operation_name=operation,
         attributes=attributes,
         registry=registry,
         tracer_provider=tracer_provider,
@@ -244,11 +242,11 @@ def probe(
     """Like ``monitor``, for health-check calls: ``model_health.operation`` is ``health_check``."""
     return _make_decorator(
         func,
-        mh_operation=semconv.OPERATION_HEALTH_CHECK,
+        health_operation=semconv.OPERATION_HEALTH_CHECK,
         model=model,
         provider=provider,
         gateway=gateway,
-        operation=operation,
+        operation_name=operation,
         attributes=attributes,
         registry=registry,
         tracer_provider=tracer_provider,

@@ -14,10 +14,10 @@ from typing import Any
 
 import wrapt
 
-from .._internal import report_internal_error
+from ..._internal import guarded
+from ..measurement import CallMeasurement
 from .call_results import ResultKind, finish_exception, finish_response, result_kind
 from .generators import drive_async_generator, drive_generator
-from .measurement import CallMeasurement
 from .streams import (
     AsyncManagedStreamProxy,
     AsyncStreamProxy,
@@ -34,12 +34,10 @@ def observe_result(m: CallMeasurement, result: Any) -> Any:
     if kind is ResultKind.VALUE:
         finish_response(m, result)
         return result
-    try:
+    with guarded("stream_managers.observe_result"):
         return _wrap(m, StreamObserver(m), kind, result)
-    except Exception:
-        report_internal_error("stream_managers.observe_result")
-        m.finish()
-        return result
+    m.finish()
+    return result
 
 
 def _wrap(m: CallMeasurement, observer: StreamObserver, kind: ResultKind, result: Any) -> Any:
@@ -67,7 +65,7 @@ def _wrap(m: CallMeasurement, observer: StreamObserver, kind: ResultKind, result
 
 def _wrap_entered(observer: StreamObserver, stream: Any) -> Any:
     """The stream a manager's ``__enter__`` produced, behind a proxy sharing the manager's observer."""
-    try:
+    with guarded("stream_managers.wrap_entered"):
         kind = result_kind(stream)
         if kind in (ResultKind.SYNC_MANAGED, ResultKind.SYNC_STREAM):
             return (SyncManagedStreamProxy if kind is ResultKind.SYNC_MANAGED else SyncStreamProxy)(
@@ -78,8 +76,6 @@ def _wrap_entered(observer: StreamObserver, stream: Any) -> Any:
                 stream, observer
             )
         observer.final(stream, stream)
-    except Exception:
-        report_internal_error("stream_managers.wrap_entered")
     return stream
 
 
