@@ -24,7 +24,12 @@ if TYPE_CHECKING:
     from .health.registry import HealthRegistry
     from .health.types import BreakerConfig, BreakerState, HealthStatus, HealthTransition, ModelHealthState
     from .instrument.decorators import monitor, probe
-    from .instrument.transport import AsyncModelHealthTransport, ModelHealthTransport, instrument_client
+    from .instrument.transport import (
+        AsyncModelHealthTransport,
+        ModelHealthTransport,
+        instrument_client,
+        uninstrument_client,
+    )
     from .keys import ModelKey
     from .outcomes import Outcome
     from .probes import HealthMonitor
@@ -37,6 +42,7 @@ _LAZY: Final[dict[str, str]] = {
     "ModelHealthTransport": ".instrument.transport",
     "AsyncModelHealthTransport": ".instrument.transport",
     "instrument_client": ".instrument.transport",
+    "uninstrument_client": ".instrument.transport",
     "ModelHealthSpanProcessor": ".health.processor",
     "HealthRegistry": ".health.registry",
     "BreakerConfig": ".health.types",
@@ -73,6 +79,7 @@ __all__ = [
     "instrument_client",
     "monitor",
     "probe",
+    "uninstrument_client",
 ]
 
 

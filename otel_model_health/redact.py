@@ -10,8 +10,9 @@ Four passes; what each one scrubs, and why, is in docs/privacy.md:
 
 Speed: the regex engine skips quickly to the positions where a pattern can start only when every branch
 of the pattern starts with a literal character (its "charset prefix"); an ``IGNORECASE`` literal or a
-leading lookbehind turns that off and costs 3-4x. So branches start with a literal, pass 1 runs on a
-lower-cased copy, and word boundaries are checked on the few matches, not on every position.
+leading lookbehind turns that off and costs several times as much. So branches start with a literal,
+pass 1 runs on a lower-cased copy, and word boundaries are checked on the few matches, not on every
+position.
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ from opentelemetry.metrics import CallbackOptions, MeterProvider, ObservableCoun
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags, TracerProvider
 
 from .. import semconv
-from .._internal import report_internal_error
+from .._internal import guarded, report_internal_error
+from .._version import __version__
 from ..health.types import HealthListener, HealthTransition, TransitionKind
 from ..keys import ModelKey
 from . import events
@@ -85,7 +86,9 @@ class SentryBridge:
         self._interval = float(first_failure_interval_s)
         self._clock = clock
         self._queue_size = queue_size
-        self._tracer = trace.get_tracer(semconv.SCOPE_NAME, tracer_provider=tracer_provider)
+        self._tracer = trace.get_tracer(
+            semconv.SCOPE_NAME, __version__, tracer_provider=tracer_provider, schema_url=semconv.SCHEMA_URL
+        )
         self._dropped = 0
         self._captured = 0
         self._closed = False
@@ -136,12 +139,10 @@ class SentryBridge:
 
     def __call__(self, transition: HealthTransition, /) -> None:
         """The listener: decide, enqueue, return. Never blocks on the network, never raises."""
-        try:
+        with guarded("sentry.bridge.listener"):
             level = self._decide(transition)
             if level is not None:
                 self._enqueue(_Job(transition, level))
-        except Exception:
-            report_internal_error("sentry.bridge.listener")
 
     def flush(self, timeout: float = 2.0) -> bool:
         """Hand queued events to the SDK and wait, up to ``timeout`` seconds in all, for it to send them.
@@ -150,13 +151,11 @@ class SentryBridge:
         send. Events the SDK refused are not part of it: they are counted in ``dropped``.
         """
         deadline = time.monotonic() + timeout
-        try:
+        with guarded("sentry.bridge.flush"):
             handed_over = self.wait_idle(timeout)
             sent = self._flush_sdk(max(0.0, deadline - time.monotonic()))
             return handed_over and sent
-        except Exception:
-            report_internal_error("sentry.bridge.flush")
-            return False
+        return False
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until every queued event was handed to the SDK (not sent). True if it was in time."""
@@ -188,10 +187,8 @@ class SentryBridge:
 
         Waits at most ``timeout`` seconds; does not flush the SDK (``flush()`` does).
         """
-        try:
+        with guarded("sentry.bridge.detach"):
             self.detach()
-        except Exception:
-            report_internal_error("sentry.bridge.detach")
         with self._cond:
             self._closed = True
             self._stopping = True
@@ -202,7 +199,9 @@ class SentryBridge:
 
     def register_dropped_metric(self, meter_provider: MeterProvider | None = None) -> ObservableCounter:
         """Register the observable counter ``model_health.sentry.dropped`` reading ``self.dropped``."""
-        meter = get_meter(semconv.SCOPE_NAME, meter_provider=meter_provider)
+        meter = get_meter(
+            semconv.SCOPE_NAME, __version__, meter_provider=meter_provider, schema_url=semconv.SCHEMA_URL
+        )
         ref = weakref.ref(self)
 
         def observe(_options: CallbackOptions) -> Iterator[Observation]:
@@ -326,10 +325,8 @@ class SentryBridge:
             return
         with self._cond:
             self._captured += 1
-        try:
+        with guarded("sentry.bridge.incident_span"):
             self._emit_incident_span(job.transition, str(event_id))
-        except Exception:
-            report_internal_error("sentry.bridge.incident_span")
 
     def _emit_incident_span(self, transition: HealthTransition, event_id: str) -> None:
         """The reverse link: a zero-length span in the causing trace that names the Sentry event."""
@@ -377,7 +374,5 @@ def _call_if_alive(ref: weakref.ReferenceType[SentryBridge], method: str) -> Non
     bridge = ref()
     if bridge is None:
         return
-    try:
+    with guarded(f"sentry.bridge.{method}"):
         getattr(bridge, method)()
-    except Exception:
-        report_internal_error(f"sentry.bridge.{method}")

@@ -11,7 +11,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from typing import Any, Final, Literal, cast, get_args
 
 FaultKind = Literal[
@@ -154,9 +154,6 @@ class Fault:
         if kind == "status" and fault.http_status is None:
             raise ValueError("a 'status' fault needs an 'http_status' code")
         return fault
-
-    def with_delay(self, seconds: float) -> Fault:
-        return replace(self, delay=seconds)
 
 
 @dataclass(slots=True)

@@ -17,6 +17,8 @@ The verdict follows what the caller saw (documented in docs/outcomes.md and docs
 * an SSE stream is complete when its terminal event came (`[DONE]`, `message_stop`,
   `response.completed`), or at EOF for Gemini, which has none;
 * a stream the caller neither reads nor closes for ``IDLE_STREAM_LIMIT_S`` is finished as cancelled.
+
+Over 400 lines on purpose: the rules above are one state machine over one response's state.
 """
 
 from __future__ import annotations
