@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanKind, StatusCode
 
-from otel_model_health import _internal
+from otel_model_health import _internal, semconv
 from otel_model_health.health.types import CallResult
 from otel_model_health.instrument.instruments import instruments_for
 from otel_model_health.instrument.measurement import current_call, start_call
@@ -282,3 +284,62 @@ def test_concurrent_finishes_record_once(env: Any) -> None:
             t.join(5)
     assert len(recorder.calls) == 200
     assert len(exporter.get_finished_spans()) == 200
+
+
+def test_the_message_is_scrubbed_once_and_shared_by_span_and_record(env: Any) -> None:
+    inst, exporter, _reader, recorder = env
+    secret = "sk-proj-abcdefghijklmnopqrstuvwxyz123456"
+    m = start_call(inst, key=KEY, operation_name="chat")
+    assert m is not None
+    m.finish(exception=RuntimeError(f"Incorrect API key provided: {secret}"))
+    (span,) = exporter.get_finished_spans()
+    message = recorder.calls[0][2]["error_message"]
+    assert secret not in repr(span.to_json()) and secret not in message
+    assert message == "RuntimeError: Incorrect API key provided: [REDACTED]"
+    assert span.status.description == message
+    (event,) = span.events
+    assert event.attributes is not None
+    assert event.attributes["exception.message"] == "Incorrect API key provided: [REDACTED]"
+
+
+def test_a_given_message_is_scrubbed_too(env: Any) -> None:
+    inst, exporter, _reader, recorder = env
+    m = start_call(inst, key=KEY, operation_name="chat")
+    assert m is not None
+    m.finish(status_code=503, error_message="bad key: api_key=abcdef0123456789")
+    (span,) = exporter.get_finished_spans()
+    assert recorder.calls[0][2]["error_message"] == "bad key: api_key=[REDACTED]"
+    assert span.status.description == "bad key: api_key=[REDACTED]"
+
+
+def test_tracer_and_meter_carry_the_schema_url(env: Any) -> None:
+    inst, exporter, reader, _recorder = env
+    m = start_call(inst, key=KEY, operation_name="chat")
+    assert m is not None
+    m.finish(status_code=200)
+    (span,) = exporter.get_finished_spans()
+    assert span.instrumentation_scope is not None
+    assert span.instrumentation_scope.schema_url == semconv.SCHEMA_URL
+    data = reader.get_metrics_data()
+    assert data is not None
+    scopes = {sm.scope.schema_url for rm in data.resource_metrics for sm in rm.scope_metrics}
+    assert scopes == {semconv.SCHEMA_URL}
+
+
+def test_the_instruments_cache_lets_replaced_providers_go() -> None:
+    def providers() -> dict[str, Any]:
+        # shutdown_on_exit=False: the SDK's own exit hook would keep them alive
+        return {
+            "tracer_provider": TracerProvider(shutdown_on_exit=False),
+            "meter_provider": MeterProvider(shutdown_on_exit=False),
+        }
+
+    recorder = Recorder()
+    first = providers()
+    alive = weakref.ref(first["tracer_provider"])
+    instruments_for(registry=recorder, **first)
+    del first
+    for _ in range(40):  # what many configure() calls (or tests) leave behind
+        instruments_for(registry=recorder, **providers())
+    gc.collect()
+    assert alive() is None
