@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import sys
 import weakref
+from collections.abc import Callable
 from time import monotonic
 from types import FrameType
 from typing import Any, Final
@@ -201,13 +202,7 @@ class CallObserver:
 
     def eof(self) -> None:
         """The body ended cleanly."""
-        if self.m.done:
-            return
-        self.handed()
-        end = None
-        with guarded("observer.eof"):
-            end = self._eof()
-        self._finish(end)
+        self._end(self._eof, "observer.eof")
 
     def _eof(self) -> CallEnd:
         if self._mode == _MODE_SSE:
@@ -241,13 +236,7 @@ class CallObserver:
 
     def closed(self) -> None:
         """The caller closed the response (or it was garbage-collected) before EOF, or after it."""
-        if self.m.done:
-            return
-        self.handed()
-        end = None
-        with guarded("observer.closed"):
-            end = self._closed()
-        self._finish(end)
+        self._end(self._closed, "observer.closed")
 
     def _closed(self) -> CallEnd:
         if self._mode == _MODE_ERROR:
@@ -269,10 +258,15 @@ class CallObserver:
             return {"status_code": self._status, "exception": exc}
         return {"status_code": self._status, "stream_end": StreamEnd.CANCELLED}
 
-    def _finish(self, end: CallEnd | None) -> None:
-        """End the call as ``end`` says; from its status alone when our code failed to tell more."""
-        if end is None:
-            end = {"status_code": self._status or None}
+    def _end(self, verdict: Callable[[], CallEnd], where: str) -> None:
+        """End the call as ``verdict`` says (after parsing a chunk still pending); from its status alone
+        when our code failed to tell more."""
+        if self.m.done:
+            return
+        self.handed()
+        end: CallEnd = {"status_code": self._status or None}
+        with guarded(where):
+            end = verdict()
         self.m.finish(**end)
 
     def idle_since(self) -> float:
