@@ -205,23 +205,40 @@ class CallMeasurement:
             deferred.defer(partial(self._end, end))
             return
         self._end(end)
-        if deferred.pending():
+        if not deferred.idle():
             deferred.run_deferred()
 
     def _end(self, end: CallEnd) -> None:
-        with guarded("measurement.finish"):
+        try:  # not guarded(): runs for every call, where a bare try is free
             self._finish(end)
-            return
-        # Our code failed part-way: the span must still end.
-        with guarded("measurement.finish.end"):
-            if self.span.is_recording():
-                self.span.end()
+        except Exception:
+            report_internal_error("measurement.finish")
+            # Our code failed part-way: the span must still end.
+            with guarded("measurement.finish.end"):
+                if self.span.is_recording():
+                    self.span.end()
 
     def _finish(self, end: CallEnd) -> None:
         latency_s = default_timer() - self._t0
         status_code = end.get("status_code")
         exception = end.get("exception")
-        outcome, error_type = self._classify(end, status_code, exception)
+        inst = self._inst
+        classification = end.get("classification")
+        if classification is None:
+            classification = inst.classify(
+                status_code=status_code,
+                exception=exception,
+                stream_end=end.get("stream_end"),
+                stream_error_type=end.get("stream_error_type"),
+            )
+        if classification.error_type == MODEL_NOT_FOUND:
+            # A probe names a model the operator depends on: its 404 is always the model's failure.
+            classification = not_the_models_failure(
+                classification,
+                model_known=self.health_operation == semconv.OPERATION_HEALTH_CHECK
+                or inst.recorder.has_succeeded(self.key),
+            )
+        outcome, error_type = classification
         # Content capture off: error texts leave without the request's content (error_text.py).
         message = end.get("error_message")
         content = None
@@ -259,30 +276,9 @@ class CallMeasurement:
             while parent is not None:
                 parent._counted_descendant = True
                 parent = parent._parent
-            self._inst.recorder.record_result(self.key, result)
+            inst.recorder.record_result(self.key, result)
             # After the record: a key the registry now tracks gets its own metric series.
             self._record_metrics(latency_s, error_type)
-
-    def _classify(
-        self, end: CallEnd, status_code: int | None, exception: BaseException | None
-    ) -> Classification:
-        inst = self._inst
-        classification = end.get("classification")
-        if classification is None:
-            classification = inst.classify(
-                status_code=status_code,
-                exception=exception,
-                stream_end=end.get("stream_end"),
-                stream_error_type=end.get("stream_error_type"),
-            )
-        if classification.error_type == MODEL_NOT_FOUND:
-            # A probe names a model the operator depends on: its 404 is always the model's failure.
-            classification = not_the_models_failure(
-                classification,
-                model_known=self.health_operation == semconv.OPERATION_HEALTH_CHECK
-                or inst.recorder.has_succeeded(self.key),
-            )
-        return classification
 
     def _clean_response_fields(self) -> None:
         """Response fields come from the server (or a hostile one): printable and bounded, like keys."""
@@ -422,8 +418,8 @@ def start_call(
 
     Without ``health_operation`` the call inherits the enclosing call's (so the transport's attempts
     inside a ``@probe`` are health checks), else ``inference``."""
-    with guarded("measurement.start"):
-        if deferred.pending():
+    try:  # not guarded(): runs for every call, where a bare try is free
+        if not deferred.idle():
             deferred.run_deferred()
         ctx = otel_context.get_current()  # read once for both keys
         if ctx.get(_SUPPRESS_INSTRUMENTATION_KEY):
@@ -444,4 +440,6 @@ def start_call(
             attributes=attributes,
             parent=parent,
         )
-    return None
+    except Exception:
+        report_internal_error("measurement.start")
+        return None

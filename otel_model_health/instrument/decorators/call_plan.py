@@ -16,7 +16,7 @@ from opentelemetry import metrics, trace
 from opentelemetry.util.types import AttributeValue
 
 from ... import semconv
-from ..._internal import guarded
+from ..._internal import guarded, report_internal_error
 from ...health.types import HealthRecorder
 from ...keys import DIRECT_GATEWAY, MAX_MODEL_LENGTH, UNKNOWN, ModelKey
 from ..instruments import InstrumentsRef
@@ -152,7 +152,7 @@ class CallPlan:
     def start(
         self, instance: object, args: tuple[Any, ...], kwargs: Any, stream: bool | None = None
     ) -> CallMeasurement | None:
-        with guarded("monitor.start"):
+        try:  # not guarded(): runs for every call, where a bare try is free
             call = CallArgs(self._spec, instance, args, kwargs) if self._needs_call_args else None
             key = self._static_key
             if key is None:
@@ -172,4 +172,6 @@ class CallPlan:
             if m is not None:  # read only if an error text has to be cleaned of the call's content
                 m.request_content = partial(from_arguments, self._spec, instance, args, kwargs)
             return m
-        return None
+        except Exception:
+            report_internal_error("monitor.start")
+            return None

@@ -103,7 +103,7 @@ class CallObserver:
         content_encoding: str | None,
         retry_after_s: float | None,
     ) -> None:
-        with guarded("observer.response"):
+        try:  # not guarded(): runs for every call, where a bare try is free
             self._status = status_code
             self._encoding = content_encoding
             self._retry_after_s = retry_after_s
@@ -122,6 +122,8 @@ class CallObserver:
                         self._decoder = None if decoder.identity else decoder
             else:
                 self._body = bodies.BodyCopy()
+        except Exception:
+            report_internal_error("observer.response")
 
     def streaming(self) -> None:
         """The body goes to the caller as a stream: watched for abandonment from now on."""
@@ -264,9 +266,11 @@ class CallObserver:
         if self.m.done:
             return
         self.handed()
-        end: CallEnd = {"status_code": self._status or None}
-        with guarded(where):
+        try:  # not guarded(): runs for every call, where a bare try is free
             end = verdict()
+        except Exception:
+            report_internal_error(where)
+            end = {"status_code": self._status or None}
         self.m.finish(**end)
 
     def idle_since(self) -> float:
