@@ -239,21 +239,10 @@ class CallMeasurement:
                 or inst.recorder.has_succeeded(self.key),
             )
         outcome, error_type = classification
-        # Content capture off: error texts leave without the request's content (error_text.py).
         message = end.get("error_message")
-        content = None
-        if self.request_content is not None and (exception is not None or message):
-            content = error_text.load(self.request_content)
-        # Scrubbed once, here: the span, the registry and the registry's readers share the text.
-        description = None  # the exception's ``Type: message``, when the message is made from it
-        if message is None and exception is not None:
-            raw = describe_exception(exception) if content is None else content.describe(exception)
-            message = description = scrub(raw)
-        else:
-            if message and content is not None:
-                message = content.clean(message) or None
-            if message:
-                message = scrub(message)
+        description = content = None
+        if exception is not None or message:
+            message, description, content = self._error_text(exception, message)
         self._clean_response_fields()
         span = self.span
         result = CallResult(
@@ -279,6 +268,21 @@ class CallMeasurement:
             inst.recorder.record_result(self.key, result)
             # After the record: a key the registry now tracks gets its own metric series.
             self._record_metrics(latency_s, error_type)
+
+    def _error_text(
+        self, exception: BaseException | None, message: str | None
+    ) -> tuple[str | None, str | None, error_text.RequestContent | None]:
+        """The call's error message, without the request's content (capture off: ``error_text``) and
+        scrubbed, once: the span, the registry and the registry's readers share it. Also the exception's
+        scrubbed ``Type: message`` when the message is made from it, and the request's content."""
+        content = error_text.load(self.request_content) if self.request_content is not None else None
+        if message is None and exception is not None:
+            raw = describe_exception(exception) if content is None else content.describe(exception)
+            description = scrub(raw)
+            return description, description, content
+        if message and content is not None:
+            message = content.clean(message) or None
+        return (scrub(message) if message else None), None, content
 
     def _clean_response_fields(self) -> None:
         """Response fields come from the server (or a hostile one): printable and bounded, like keys."""
