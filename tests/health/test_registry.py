@@ -7,7 +7,8 @@ import datetime as dt
 import pytest
 
 from otel_model_health import _internal
-from otel_model_health.health.registry import MAX_OPERATIONS_PER_KEY, OTHER_OPERATION, HealthRegistry
+from otel_model_health.health.model_state import MAX_OPERATIONS_PER_KEY, OTHER_OPERATION
+from otel_model_health.health.registry import HealthRegistry
 from otel_model_health.health.types import (
     BreakerConfig,
     BreakerState,
