@@ -764,6 +764,7 @@ class HealthRegistry:
                 self._wall(entry.rate_limited_until) if entry.rate_limited_until > now else None
             ),
             first_seen_at=self._wall(entry.first_seen),
+            as_of=self._wall(now),
         )
 
     # --- reads ------------------------------------------------------------------------------
