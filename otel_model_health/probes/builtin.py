@@ -20,6 +20,7 @@ rotated key is picked up); they are sent only in headers, never logged, never in
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal
@@ -53,15 +54,11 @@ def _http_module() -> Any:
     """httpx2 when installed (what the current SDKs use), else httpx. Imported at the first run: both
     are optional extras, and a monitor without built-in probes needs neither."""
     try:
-        import httpx2  # noqa: PLC0415
-
-        return httpx2
+        return importlib.import_module("httpx2")
     except ImportError:
         pass
     try:
-        import httpx  # noqa: PLC0415
-
-        return httpx
+        return importlib.import_module("httpx")
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
         raise ImportError(
             "the built-in probes need httpx2 or httpx: pip install 'otel_model_health[httpx2]'"
