@@ -313,6 +313,7 @@ class ModelState:
             open_until=wall(breaker.open_until) if breaker.state is OPEN else None,
             rate_limited_until=wall(self.rate_limited_until) if self.rate_limited_until > now else None,
             first_seen_at=wall(self.first_seen),
+            as_of=wall(now),
         )
 
     # --- internals ------------------------------------------------------------------------------
