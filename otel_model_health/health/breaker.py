@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final, Protocol
 
+from .._internal import report_internal_error
 from ..keys import ModelKey
 from .types import BreakerConfig, BreakerState, TransitionKind
 from .window import CountWindow, TimeWindow, make_window
@@ -79,8 +80,6 @@ class Permit:
             try:
                 owner(self)
             except Exception:
-                from .._internal import report_internal_error
-
                 report_internal_error("Permit.release")
 
     def __repr__(self) -> str:
