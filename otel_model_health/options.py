@@ -43,9 +43,23 @@ class Option:
     parse: Callable[[str, str], object] | None = None  # (variable, its text) -> the value; None: unset
 
 
-def _option(section: Section, doc: str, *, default: str = "none", value: object = None, **how: Any) -> Any:
-    # A dataclass field whose metadata is its Option; typed Any so that mypy reads it as a plain default.
-    return field(default=value, metadata={"option": Option(section, doc, default, **how)})
+def _option(
+    section: Section,
+    doc: str,
+    *,
+    check: Callable[[str, Any], object],
+    env: str | None = None,
+    parse: Callable[[str, str], object] | None = None,
+    default: str = "none",
+    value: object = None,
+) -> Any:
+    """A dataclass field whose metadata is its ``Option``; typed Any so mypy reads it as a plain default.
+
+    Without ``parse``, a variable's text is checked as the option's value is.
+    """
+    if env is not None and parse is None:
+        parse = check
+    return field(default=value, metadata={"option": Option(section, doc, default, check, env, parse)})
 
 
 _OTEL: Final = "OpenTelemetry"
@@ -87,7 +101,6 @@ class Options:
         default="none: no exporter",
         env="OTEL_EXPORTER_OTLP_ENDPOINT",
         check=v.check_url,
-        parse=v.check_url,
     )
     otlp_traces_endpoint: str | None = _option(
         _OTEL,
@@ -95,7 +108,6 @@ class Options:
         default="the base endpoint",
         env="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
         check=v.check_url,
-        parse=v.check_url,
     )
     otlp_metrics_endpoint: str | None = _option(
         _OTEL,
@@ -103,7 +115,6 @@ class Options:
         default="the base endpoint",
         env="OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
         check=v.check_url,
-        parse=v.check_url,
     )
     otlp_protocol: str | None = _option(
         _OTEL,
@@ -111,7 +122,6 @@ class Options:
         default="`http/protobuf`",
         env="OTEL_EXPORTER_OTLP_PROTOCOL",
         check=v.check_protocol,
-        parse=v.check_protocol,
     )
     otlp_traces_protocol: str | None = _option(
         _OTEL,
@@ -119,7 +129,6 @@ class Options:
         default="the general protocol",
         env="OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
         check=v.check_protocol,
-        parse=v.check_protocol,
     )
     otlp_metrics_protocol: str | None = _option(
         _OTEL,
@@ -127,7 +136,6 @@ class Options:
         default="the general protocol",
         env="OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
         check=v.check_protocol,
-        parse=v.check_protocol,
     )
     otlp_headers: Mapping[str, str] | None = _option(
         _OTEL,
