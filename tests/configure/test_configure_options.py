@@ -14,7 +14,7 @@ from options_doc import DOC, render
 
 import otel_model_health as omh
 from otel_model_health.options import OPTIONS, Options, read_options
-from otel_model_health.settings import Settings, load_settings
+from otel_model_health.settings import ConfigurationError, Settings, load_settings
 
 # One value per option, and the variable's text meaning the same (None: the option has no variable).
 SAMPLES: dict[str, tuple[Any, str | None]] = {
@@ -99,3 +99,19 @@ def test_docs_tables_are_generated_from_the_declaration() -> None:
     assert render(text) == text, "docs/configuration.md is stale: run python tests/configure/options_doc.py"
     for name, spec in OPTIONS.items():
         assert f"| `{name}` |" in text and spec.doc in text, name
+
+
+def test_a_set_variable_is_checked_even_when_overridden() -> None:
+    # The OTLP exporters and sentry-sdk read some of these variables themselves: a bad one is reported.
+    with pytest.raises(ConfigurationError, match=r"OTEL_EXPORTER_OTLP_PROTOCOL .*'http/json'"):
+        load_settings({"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, otlp_protocol="grpc")
+    with pytest.raises(ConfigurationError, match=r"OTEL_EXPORTER_OTLP_ENDPOINT .*'collector'"):
+        load_settings({"OTEL_EXPORTER_OTLP_ENDPOINT": "collector", "OTEL_TRACES_EXPORTER": "none"})
+
+
+def test_trace_url_template_is_checked_as_events_render_it() -> None:
+    # Settings and the bridge had a check each: "{trace_id:d}" passed the first and failed the second,
+    # after configure() had installed its providers.
+    with pytest.raises(ConfigurationError, match=r"option trace_url_template .*'http://j/\{trace_id:d\}'"):
+        load_settings({}, trace_url_template="http://j/{trace_id:d}")
+    assert load_settings({}, trace_url_template="http://j/{trace_id}?s={span_id}").trace_url_template
