@@ -18,6 +18,8 @@ from otel_model_health.health.registry import HealthRegistry
 from otel_model_health.keys import ModelKey
 from otel_model_health.outcomes import Outcome
 
+pytestmark = pytest.mark.integration  # uvicorn on 127.0.0.1
+
 
 @pytest.fixture
 def served() -> Iterator[tuple[str, HealthRegistry]]:

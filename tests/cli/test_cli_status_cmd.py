@@ -16,6 +16,8 @@ from otel_model_health.health.registry import HealthRegistry
 from otel_model_health.keys import ModelKey
 from otel_model_health.outcomes import Outcome
 
+pytestmark = pytest.mark.integration  # a subprocess against uvicorn on 127.0.0.1
+
 
 def _serve(app: Any) -> Iterator[str]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

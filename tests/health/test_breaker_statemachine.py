@@ -21,6 +21,7 @@ from otel_model_health.health.registry import HealthRegistry
 from otel_model_health.health.types import BreakerConfig, CallResult, HealthTransition
 from otel_model_health.keys import ModelKey
 from otel_model_health.outcomes import Outcome
+from otel_model_health.testing import ManualClock
 
 CONFIG = BreakerConfig(
     window_size=5,
@@ -151,18 +152,10 @@ class Reference:
         return False
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 class BreakerMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.clock = Clock()
+        self.clock = ManualClock(100.0)
         self.registry = HealthRegistry(config=CONFIG, clock=self.clock, random=random.Random(SEED))
         self.seen: list[HealthTransition] = []
         self.registry.subscribe(self.seen.append)
@@ -182,25 +175,25 @@ class BreakerMachine(RuleBasedStateMachine):
         if started == "half_open_began":  # the boundary: started exactly when half-open began
             started_at: float | None = self.ref.half_open_since
         elif isinstance(started, float):
-            started_at = self.clock.t - started
+            started_at = self.clock() - started
         else:
             started_at = None
         self.registry.record(KEY, outcome, started_at=started_at, retry_after_s=0.0)
-        self.ref.record(outcome, started_at, self.clock.t)
+        self.ref.record(outcome, started_at, self.clock())
 
     @rule(dt=st.sampled_from([0.0, 0.25, 1.0, 5.0, 9.0, 10.0, 11.5, 25.0, 60.0, 200.0]))
     def tick(self, dt: float) -> None:
-        self.clock.t += dt
+        self.clock.advance(dt)
 
     @rule()
     def read(self) -> None:
         self.registry.get(provider="p", model="m")
-        self.ref.advance(self.clock.t)
+        self.ref.advance(self.clock())
 
     @rule()
     def acquire(self) -> None:
         permit = self.registry.try_acquire(provider="p", model="m")
-        expected = self.ref.acquire(self.clock.t)
+        expected = self.ref.acquire(self.clock())
         assert (permit is not None) == expected
         if permit is not None and permit.tracked:
             self.held.append((permit, self.ref.permits[-1]))
@@ -218,7 +211,7 @@ class BreakerMachine(RuleBasedStateMachine):
         kinds = [t.kind.value for t in self.seen]
         assert kinds == self.ref.emitted
         state = self.registry.get(provider="p", model="m")
-        self.ref.advance(self.clock.t)
+        self.ref.advance(self.clock())
         assert [t.kind.value for t in self.seen] == self.ref.emitted
         if state is not None:
             assert state.breaker_state.value == self.ref.state
