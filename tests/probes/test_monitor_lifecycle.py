@@ -270,6 +270,7 @@ async def test_stop_before_the_task_started() -> None:
     await monitor.aclose()
 
 
+@pytest.mark.integration
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() in a multi-threaded process
 def test_after_fork_the_child_monitor_is_stopped_and_can_start() -> None:
     registry = HealthRegistry()
