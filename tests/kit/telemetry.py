@@ -55,6 +55,7 @@ class Telemetry(Generic[R]):
         return out
 
     def metric_points(self, name: str) -> list[Any]:
+        """The data points of one metric (one collection)."""
         return self.metrics().get(name, [])
 
     def shutdown(self) -> None:
