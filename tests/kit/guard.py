@@ -1,5 +1,6 @@
-"""What a test not marked ``integration`` may not do: start a process (subprocess, fork) or bind an
-internet socket (a server, from any thread). tests/conftest.py applies it to every phase of such a test,
+"""What a test not marked ``integration`` may not do: start a process (subprocess, fork) or listen on an
+internet socket (a server, from any thread). Binding alone is allowed: urllib3 binds ('::1', 0) when it is
+first imported, to learn whether IPv6 works. tests/conftest.py applies it to every phase of such a test,
 so ``pytest -m "not integration"`` stays fast and the marker stays honest."""
 
 from __future__ import annotations
@@ -29,15 +30,15 @@ def no_processes_or_servers() -> Iterator[list[str]]:
 
         return refused_call
 
-    real_bind = socket.socket.bind
+    real_listen = socket.socket.listen
 
-    def bind(sock: socket.socket, address: Any) -> None:
+    def listen(sock: socket.socket, *backlog: int) -> None:
         if sock.family in _INET:
-            refuse(f"binding {address!r}")()
-        real_bind(sock, address)
+            refuse(f"listening on {sock.getsockname()!r}")()
+        real_listen(sock, *backlog)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(subprocess.Popen, "__init__", refuse("starting a subprocess"))
         mp.setattr(os, "fork", refuse("os.fork()"))
-        mp.setattr(socket.socket, "bind", bind)
+        mp.setattr(socket.socket, "listen", listen)
         yield refused
