@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 DEMO_STAMP := $(VENV)/.installed-demo
 DEMO_DURATION ?= 30
 
-.PHONY: test lint typecheck unit demo bench clean
+.PHONY: test lint typecheck unit unit-fast demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ typecheck: $(DEV_STAMP)
 # pytest exits 5 when it collects nothing; that is not a failure of the code.
 unit: $(DEV_STAMP)
 	$(BIN)/pytest -q tests; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
+
+# The inner loop: every test that starts no process and no server (README, "Contributing").
+unit-fast: $(DEV_STAMP)
+	$(BIN)/pytest -q -m "not integration" tests
 
 test: lint typecheck unit
 

@@ -50,6 +50,7 @@ def default_registry() -> HealthRegistry:
     registry = _registry
     if registry is not None:
         return registry
+    # First use only: `import otel_model_health` stays cheap for apps that never record.
     from .health.registry import HealthRegistry
 
     with _lock:

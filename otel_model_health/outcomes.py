@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import math
+import time
 from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any, Final, NamedTuple
@@ -259,8 +260,6 @@ def parse_retry_after(value: str | None, *, now_epoch_s: float | None = None) ->
         except (TypeError, ValueError, IndexError):
             return None
         if when.tzinfo is None or now_epoch_s is None:
-            import time
-
             now_epoch_s = time.time() if now_epoch_s is None else now_epoch_s
         seconds = when.timestamp() - now_epoch_s
     if math.isnan(seconds):

@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.integration  # runs a subprocess
+
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sentry_bridge.py"
 
 

@@ -18,6 +18,8 @@ import pytest
 
 from otel_model_health.testing import Fault, SimulatedProvider
 
+pytestmark = pytest.mark.integration  # the simulated provider on 127.0.0.1
+
 CHAT: Any = [{"role": "user", "content": "Say something."}]
 OPENAI_MODEL = "gpt-4o"
 ANTHROPIC_MODEL = "claude-haiku-4-5"

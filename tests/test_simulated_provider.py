@@ -27,6 +27,8 @@ from otel_model_health.testing import (
 )
 from otel_model_health.testing.faults import FaultPlan
 
+pytestmark = pytest.mark.integration  # the simulated provider on 127.0.0.1
+
 CHAT: Any = [{"role": "user", "content": "Say something."}]
 
 

@@ -5,8 +5,10 @@ Imports nothing of httpx, wrapt, sentry_sdk or the CLI.
 
 from .breaker import Permit
 from .metrics import HealthMetrics, register_health_metrics
+from .model_state import ModelState, Step
 from .processor import ModelHealthSpanProcessor
 from .registry import HealthRegistry
+from .store import HealthStore, MemoryStore
 from .types import (
     BreakerConfig,
     BreakerState,
@@ -30,10 +32,14 @@ __all__ = [
     "HealthRecorder",
     "HealthRegistry",
     "HealthStatus",
+    "HealthStore",
     "HealthTransition",
+    "MemoryStore",
     "ModelHealthSpanProcessor",
     "ModelHealthState",
+    "ModelState",
     "Permit",
+    "Step",
     "TransitionKind",
     "register_health_metrics",
 ]

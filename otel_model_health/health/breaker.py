@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final, Protocol
 
+from .._internal import report_internal_error
 from ..keys import ModelKey
 from .types import BreakerConfig, BreakerState, TransitionKind
 from .window import CountWindow, TimeWindow, make_window
@@ -79,8 +80,6 @@ class Permit:
             try:
                 owner(self)
             except Exception:
-                from .._internal import report_internal_error
-
                 report_internal_error("Permit.release")
 
     def __repr__(self) -> str:
@@ -203,6 +202,19 @@ class Breaker:
         if self.permits:
             self._prune_permits(now)
         return self.trials_done + len(self.permits) < self.config.half_open_trials
+
+    def hand_out_permit(self, key: ModelKey, now: float, owner: Callable[[Permit], None]) -> Permit | None:
+        """In HALF_OPEN: a trial permit when a slot is free (it expires after ``permit_expiry_s``)."""
+        if not self.permit_available(now):
+            return None
+        permit = Permit(key, expires_at=now + self.config.permit_expiry_s, period=self.period, owner=owner)
+        self.permits.append(permit)
+        return permit
+
+    def take_back_permit(self, permit: Permit) -> None:
+        """A released permit's slot is free again (a permit of an earlier period is simply ignored)."""
+        if permit in self.permits:
+            self.permits.remove(permit)
 
     def _prune_permits(self, now: float) -> None:
         kept: list[Permit] = []

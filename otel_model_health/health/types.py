@@ -135,6 +135,9 @@ class ModelHealthState:
     open_until: float | None  # when OPEN: when half-open begins
     rate_limited_until: float | None
     first_seen_at: float
+    # When the registry took this snapshot, on the clock of the times above: ages are differences
+    # (``as_of - last_outcome_at``), with no clock conversion. None for a state built by hand.
+    as_of: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

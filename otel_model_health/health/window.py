@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from math import isnan
-from typing import Final, Protocol
+from typing import Final
 
 _EMPTY: Final = 0
 _SUCCESS: Final = 1
@@ -18,19 +18,6 @@ _NAN: Final = math.nan
 
 # The time window keeps at most this many latencies (the newest ones) for its percentiles.
 TIME_WINDOW_LATENCY_SAMPLES: Final = 512
-
-
-class Window(Protocol):
-    successes: int
-    failures: int
-
-    def record(self, success: bool, latency_s: float | None, now: float) -> None: ...
-
-    def advance(self, now: float) -> None: ...
-
-    def reset(self) -> None: ...
-
-    def latencies(self, now: float) -> list[float]: ...
 
 
 class CountWindow:

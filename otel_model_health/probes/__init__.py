@@ -2,7 +2,8 @@
 Anthropic APIs. See docs/probes.md."""
 
 from .builtin import AnthropicProbe, OpenAIProbe, ProbeHTTPError
-from .monitor import GuardedRecorder, HealthMonitor, MonitorAwareProbe, MonitorStats
+from .monitor import HealthMonitor, MonitorAwareProbe
+from .runs import GuardedRecorder, MonitorRegistry, MonitorStats
 from .selection import ProbeCandidate, Selection, Selector, probe_always, probe_due
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "GuardedRecorder",
     "HealthMonitor",
     "MonitorAwareProbe",
+    "MonitorRegistry",
     "MonitorStats",
     "OpenAIProbe",
     "ProbeCandidate",

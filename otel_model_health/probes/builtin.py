@@ -20,12 +20,15 @@ rotated key is picked up); they are sent only in headers, never logged, never in
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal
 
 from .. import semconv
 from ..health.types import HealthRecorder
+from ..instrument.decorators import probe
+from ..instrument.transport import instrument_client
 from ..keys import DIRECT_GATEWAY, ModelKey
 from ..redact import scrub
 
@@ -48,17 +51,14 @@ class ProbeHTTPError(Exception):
 
 
 def _http_module() -> Any:
-    """httpx2 when installed (what the current SDKs use), else httpx."""
+    """httpx2 when installed (what the current SDKs use), else httpx. Imported at the first run: both
+    are optional extras, and a monitor without built-in probes needs neither."""
     try:
-        import httpx2
-
-        return httpx2
+        return importlib.import_module("httpx2")
     except ImportError:
         pass
     try:
-        import httpx
-
-        return httpx
+        return importlib.import_module("httpx")
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
         raise ImportError(
             "the built-in probes need httpx2 or httpx: pip install 'otel_model_health[httpx2]'"
@@ -103,20 +103,12 @@ class _HTTPProbe:
 
     def bind_monitor(self, *, recorder: HealthRecorder, timeout_s: float) -> None:
         """Called by ``HealthMonitor.add``: record through the monitor; time out a little before it."""
-        from ..instrument.decorators import probe
-
         self._recorder = recorder
         if self._timeout_s is None:
             # The client's own timeout ends the request first (a clean `timeout` outcome and a closed
             # connection); the monitor's deadline is the backstop.
             self._timeout_s = max(0.001, timeout_s * 0.9)
-        self._call = probe(
-            provider=self._key.provider,
-            model=self._key.model,
-            gateway=self._key.gateway,
-            operation=self._operation,
-            registry=recorder,
-        )(self._request)
+        self._call = self._decorated(recorder)
 
     def api_key(self) -> str | None:
         return self._api_key if self._api_key is not None else os.environ.get(self._env_var) or None
@@ -125,8 +117,6 @@ class _HTTPProbe:
         if self._user_client is not None:
             return self._user_client
         if self._client is None:
-            from ..instrument.transport import instrument_client
-
             module = _http_module()
             timeout = self._timeout_s if self._timeout_s is not None else 10.0
             self._client = instrument_client(
@@ -139,17 +129,19 @@ class _HTTPProbe:
 
     async def __call__(self) -> object:
         call = self._call
-        if call is None:
-            # Used outside a monitor: record to the default registry.
-            from ..instrument.decorators import probe
-
-            call = self._call = probe(
-                provider=self._key.provider,
-                model=self._key.model,
-                gateway=self._key.gateway,
-                operation=self._operation,
-            )(self._request)
+        if call is None:  # used outside a monitor: record to the default registry
+            call = self._call = self._decorated(None)
         return await call(self._client_for_run())
+
+    def _decorated(self, recorder: HealthRecorder | None) -> Callable[[Any], Any]:
+        """``_request`` measured as a health check of this probe's model."""
+        return probe(
+            provider=self._key.provider,
+            model=self._key.model,
+            gateway=self._key.gateway,
+            operation=self._operation,
+            registry=recorder,
+        )(self._request)
 
     async def aclose(self) -> None:
         client, self._client = self._client, None

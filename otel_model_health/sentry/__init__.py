@@ -1,7 +1,7 @@
 """Sentry bridge: reports model-health incidents to Sentry (the ``sentry`` extra).
 
-Nothing else in the library imports this package; ``sentry_sdk`` itself is imported only when a
-``SentryBridge`` is constructed or Sentry is initialised.
+Only ``configure()`` and ``settings`` (for ``SentrySettings``) import this package; ``sentry_sdk`` itself
+is imported only when a ``SentryBridge`` is constructed or Sentry is initialised.
 """
 
 from .bridge import SentryBridge

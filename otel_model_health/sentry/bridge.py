@@ -27,6 +27,7 @@ from .._internal import guarded, report_internal_error
 from .._version import __version__
 from ..health.types import HealthListener, HealthTransition, TransitionKind
 from ..keys import ModelKey
+from ..option_values import check_trace_url_template
 from . import events
 from .init import import_sentry_sdk
 
@@ -73,14 +74,8 @@ class SentryBridge:
             raise ValueError(f"first_failure_interval_s must be >= 0, got {first_failure_interval_s!r}")
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size!r}")
-        if trace_url_template is not None:
-            try:  # fail at construction, not silently on every event
-                events.render_trace_url(trace_url_template, 1, 1)
-            except (KeyError, IndexError, ValueError) as exc:
-                raise ValueError(
-                    "trace_url_template may only use {trace_id} and {span_id}, "
-                    f"got {trace_url_template!r}"
-                ) from exc
+        if trace_url_template is not None:  # fail at construction, not silently on every event
+            check_trace_url_template("trace_url_template", trace_url_template)
         self._critical = frozenset(critical_models)
         self._trace_url_template = trace_url_template
         self._interval = float(first_failure_interval_s)

@@ -1,26 +1,20 @@
-"""Sentry settings read from the environment (``SENTRY_ENABLED``, ``SENTRY_DSN``, ...).
+"""Sentry settings: the ``sentry_*`` options of ``configure()`` and their ``SENTRY_*`` variables.
 
-Parsing is strict: a typo such as ``SENTRY_ENABLED=ture`` or ``SENTRY_TRACES_SAMPLE_RATE=20%`` is a
-configuration error raised at start-up, naming the variable and its value, rather than a silently
-disabled bridge.
+They are declared with the other options, in ``options.py``: field ``x`` here is option ``sentry_x``,
+read from its variable by the same parser. Parsing is strict: a typo such as ``SENTRY_ENABLED=ture``
+or ``SENTRY_TRACES_SAMPLE_RATE=20%`` is a configuration error raised at start-up, naming the variable
+and its value, rather than a silently disabled bridge.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Final
-from urllib.parse import urlsplit
+from dataclasses import dataclass, fields
 
-ENV_ENABLED: Final = "SENTRY_ENABLED"
-ENV_DSN: Final = "SENTRY_DSN"
-ENV_ENVIRONMENT: Final = "SENTRY_ENVIRONMENT"
-ENV_TRACES_SAMPLE_RATE: Final = "SENTRY_TRACES_SAMPLE_RATE"
+from ..options import Given, Options, read_options
 
-_TRUE: Final = frozenset({"1", "true", "yes", "on"})
-_FALSE: Final = frozenset({"", "0", "false", "no", "off"})
+_PREFIX = "sentry_"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,50 +35,10 @@ class SentrySettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SentrySettings:
         """Read the ``SENTRY_*`` variables; raise ``ValueError`` naming the variable on a bad value."""
         env = os.environ if environ is None else environ
-        return cls(
-            enabled=_parse_bool(ENV_ENABLED, env.get(ENV_ENABLED)),
-            dsn=_parse_dsn(ENV_DSN, env.get(ENV_DSN)),
-            environment=(env.get(ENV_ENVIRONMENT) or "").strip() or None,
-            traces_sample_rate=_parse_rate(ENV_TRACES_SAMPLE_RATE, env.get(ENV_TRACES_SAMPLE_RATE)),
-        )
+        return cls.of(read_options(Options(), env, section="Sentry"))
 
-
-def _parse_bool(name: str, raw: str | None) -> bool:
-    text = (raw or "").strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ValueError(f"{name} must be one of true/false/1/0/yes/no/on/off, got {raw!r}")
-
-
-def _parse_dsn(name: str, raw: str | None) -> str | None:
-    text = (raw or "").strip()
-    if not text:
-        return None
-    try:
-        parts = urlsplit(text)
-        valid = (
-            parts.scheme in ("http", "https")
-            and bool(parts.hostname)
-            and bool(parts.username)
-            and bool(parts.path.strip("/"))
-        )
-    except ValueError:  # e.g. a non-numeric port
-        valid = False
-    if not valid:
-        raise ValueError(f"{name} must look like https://<public_key>@<host>/<project_id>, got {raw!r}")
-    return text
-
-
-def _parse_rate(name: str, raw: str | None) -> float | None:
-    text = (raw or "").strip()
-    if not text:
-        return None
-    try:
-        rate = float(text)
-    except ValueError:
-        rate = math.nan
-    if math.isnan(rate) or not 0.0 <= rate <= 1.0:
-        raise ValueError(f"{name} must be a number between 0 and 1, got {raw!r}")
-    return rate
+    @classmethod
+    def of(cls, given: Mapping[str, Given]) -> SentrySettings:
+        """From the ``sentry_*`` options as ``read_options`` read them (options over variables)."""
+        values = {f.name: given[_PREFIX + f.name].value for f in fields(cls)}
+        return cls(**{name: value for name, value in values.items() if value is not None})

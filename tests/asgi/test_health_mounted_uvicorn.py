@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
+from kit.servers import serve_asgi
 from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
@@ -17,6 +15,8 @@ from otel_model_health.asgi import health_asgi_app
 from otel_model_health.health.registry import HealthRegistry
 from otel_model_health.keys import ModelKey
 from otel_model_health.outcomes import Outcome
+
+pytestmark = pytest.mark.integration  # uvicorn on 127.0.0.1
 
 
 @pytest.fixture
@@ -34,25 +34,8 @@ def served() -> Iterator[tuple[str, HealthRegistry]]:
     app = Starlette(
         routes=[Route("/", home), Mount("/ops", app=health_asgi_app(registry, status_code_unhealthy=503))]
     )
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        for _ in range(500):
-            if server.started:
-                break
-            threading.Event().wait(0.01)
-        assert server.started
-        yield f"http://127.0.0.1:{port}", registry
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
-    assert not thread.is_alive()
+    with serve_asgi(app, lifespan="on") as url:
+        yield url, registry
 
 
 def test_mounted_under_ops(served: tuple[str, HealthRegistry]) -> None:

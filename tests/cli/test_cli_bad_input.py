@@ -23,6 +23,8 @@ from typing import Any
 import pytest
 from cli_helpers import run_cli
 
+pytestmark = pytest.mark.integration  # runs a subprocess
+
 SUMMARY: dict[str, Any] = {
     "status": "healthy",
     "models": {"total": 1, "healthy": 1},

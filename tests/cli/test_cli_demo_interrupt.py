@@ -8,7 +8,10 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from cli_helpers import clean_env
+
+pytestmark = pytest.mark.integration  # runs a subprocess
 
 
 def test_ctrl_c_ends_cleanly_with_the_summary(tmp_path: Path) -> None:

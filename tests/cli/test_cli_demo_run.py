@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from cli_helpers import run_cli
 
+pytestmark = pytest.mark.integration  # runs a subprocess
+
 COMPACT = {
     "name": "compact",
     "duration_s": 8,

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from cli_helpers import run_cli
+
+pytestmark = pytest.mark.integration  # runs a subprocess
 
 
 def test_missing_scenario_file(tmp_path: Path) -> None:

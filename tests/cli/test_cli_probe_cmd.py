@@ -9,6 +9,8 @@ from cli_helpers import run_cli
 
 from otel_model_health.testing import Fault, SimulatedProvider
 
+pytestmark = pytest.mark.integration  # a subprocess against the simulated provider
+
 
 @pytest.fixture(scope="module")
 def provider() -> Iterator[SimulatedProvider]:

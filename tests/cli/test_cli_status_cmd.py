@@ -3,46 +3,27 @@
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import uvicorn
 from cli_helpers import run_cli
+from kit.servers import serve_asgi
 
 from otel_model_health.asgi import health_asgi_app
 from otel_model_health.health.registry import HealthRegistry
 from otel_model_health.keys import ModelKey
 from otel_model_health.outcomes import Outcome
 
-
-def _serve(app: Any) -> Iterator[str]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        for _ in range(500):
-            if server.started:
-                break
-            threading.Event().wait(0.01)
-        assert server.started
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
-    assert not thread.is_alive()
+pytestmark = pytest.mark.integration  # a subprocess against uvicorn on 127.0.0.1
 
 
 @pytest.fixture(scope="module")
 def healthy_app() -> Iterator[str]:
     registry = HealthRegistry()
     registry.record(ModelKey(provider="openai", model="gpt-4o"), Outcome.SUCCESS, latency_s=0.12)
-    yield from _serve(health_asgi_app(registry))
+    with serve_asgi(health_asgi_app(registry)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +34,8 @@ def outage_app() -> Iterator[str]:
         for _ in range(5):
             registry.record(ModelKey(provider="anthropic", model=model), Outcome.FAILURE, error_type="529")
     # This app answers 503 when unhealthy: still a health document, not an error.
-    yield from _serve(health_asgi_app(registry, status_code_unhealthy=503))
+    with serve_asgi(health_asgi_app(registry, status_code_unhealthy=503)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +46,8 @@ def text_app() -> Iterator[str]:
         )
         await send({"type": "http.response.body", "body": b"OK"})
 
-    yield from _serve(app)
+    with serve_asgi(app) as url:
+        yield url
 
 
 def test_healthy_app_exits_0(healthy_app: str) -> None:

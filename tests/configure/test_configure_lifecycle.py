@@ -198,6 +198,7 @@ print("OK")
 """
 
 
+@pytest.mark.integration
 def test_app_owned_global_providers_are_left_in_place() -> None:
     # An unreachable endpoint: had an exporter been added, nothing would break, but the assertion on the
     # processor list would.
@@ -221,6 +222,7 @@ handle.shutdown()
 """
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("set_global", [True, False])
 def test_created_providers_installed_as_global_only_when_asked(set_global: bool) -> None:
     result = run_child(CREATED.format(set_global=set_global), {"OTEL_SERVICE_NAME": "created-svc"})
@@ -251,6 +253,7 @@ handle.shutdown()
 """
 
 
+@pytest.mark.integration
 def test_sdk_disabled_creates_nothing_but_health_still_works() -> None:
     result = run_child(
         SDK_DISABLED, {"OTEL_SDK_DISABLED": "TRUE", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9"}
@@ -291,6 +294,7 @@ print("LEVELS", sorted(e["level"] for e in events))
 """
 
 
+@pytest.mark.integration
 def test_sentry_bridge_uses_the_apps_client_and_shutdown_flushes_it() -> None:
     result = run_child(SENTRY_APP_INITIALISED, {})
     assert "EVENTS ['breaker_opened', 'first_failure']" in result.stdout
@@ -317,6 +321,7 @@ handle.shutdown()
 """
 
 
+@pytest.mark.integration
 def test_sentry_initialised_from_env_when_the_app_did_not() -> None:
     result = run_child(
         SENTRY_FROM_ENV,
@@ -333,6 +338,7 @@ def test_sentry_initialised_from_env_when_the_app_did_not() -> None:
     assert "BRIDGE True" in result.stdout
 
 
+@pytest.mark.integration
 def test_sentry_disabled_by_default_even_with_a_dsn() -> None:
     result = run_child(
         "import sentry_sdk, otel_model_health as omh\n"
@@ -360,5 +366,6 @@ second.shutdown()
 """
 
 
+@pytest.mark.integration
 def test_configure_after_shutdown_creates_fresh_providers() -> None:
     assert "RESOURCE second" in run_child(RECONFIGURE, {}).stdout

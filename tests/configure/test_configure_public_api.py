@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 
+import pytest
 from otlp_receivers import run_child
 
 import otel_model_health as omh
@@ -52,6 +53,7 @@ except ImportError as exc:
 """
 
 
+@pytest.mark.integration
 def test_import_and_configure_without_extras() -> None:
     out = run_child(BLOCKED, {}).stdout
     assert "HEAVY []" in out

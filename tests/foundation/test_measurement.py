@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import gc
 import weakref
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from kit import ListRecorder, make_telemetry
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
@@ -20,43 +20,20 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.trace import SpanKind, StatusCode
 
 from otel_model_health import _internal, semconv
-from otel_model_health.health.types import CallResult
 from otel_model_health.instrument.instruments import instruments_for
 from otel_model_health.instrument.measurement import current_call, start_call
 from otel_model_health.keys import ModelKey
 from otel_model_health.outcomes import Outcome, StreamEnd
 
 
-@dataclass
-class Recorder:
-    calls: list[tuple[ModelKey, Outcome, dict[str, Any]]] = field(default_factory=list)
-
-    def now(self) -> float:
-        return 100.0
-
-    def has_succeeded(self, key: ModelKey) -> bool:
-        return any(r[0] == key and r[1] is Outcome.SUCCESS for r in self.calls)
-
-    def tracks(self, key: ModelKey) -> bool:
-        return True  # every key recorded here has its own series
-
-    def record_result(self, key: ModelKey, result: CallResult) -> None:
-        kwargs: dict[str, Any] = result._asdict()
-        outcome = kwargs.pop("outcome")
-        kwargs["operation"] = kwargs.pop("health_operation")
-        self.calls.append((key, outcome, kwargs))
+def _recorder() -> ListRecorder:
+    return ListRecorder(clock=lambda: 100.0)  # every call starts at 100.0
 
 
 @pytest.fixture
-def env() -> tuple[Any, InMemorySpanExporter, InMemoryMetricReader, Recorder]:
-    exporter = InMemorySpanExporter()
-    tp = TracerProvider()
-    tp.add_span_processor(SimpleSpanProcessor(exporter))
-    reader = InMemoryMetricReader()
-    mp = MeterProvider(metric_readers=[reader])
-    recorder = Recorder()
-    inst = instruments_for(registry=recorder, tracer_provider=tp, meter_provider=mp)
-    return inst, exporter, reader, recorder
+def env() -> tuple[Any, InMemorySpanExporter, InMemoryMetricReader, ListRecorder]:
+    t = make_telemetry(_recorder())
+    return instruments_for(**t.options()), t.exporter, t.reader, t.recorder
 
 
 KEY = ModelKey(provider="openai", model="gpt-4o", gateway="openrouter")
@@ -105,8 +82,8 @@ def test_success_span_metrics_and_record(env: Any) -> None:
     assert "error.type" not in attrs
     assert span.status.status_code is StatusCode.UNSET
 
-    assert len(recorder.calls) == 1
-    key, outcome, kwargs = recorder.calls[0]
+    assert len(recorder.records) == 1
+    key, outcome, kwargs = recorder.records[0]
     assert (key, outcome) == (KEY, Outcome.SUCCESS)
     assert kwargs["started_at"] == 100.0
     assert kwargs["span_context"].span_id == span.context.span_id
@@ -138,7 +115,7 @@ def test_failure_marks_span_and_scrubs_exception(env: Any) -> None:
     assert event.name == "exception"
     assert "sk-proj-abcdefghijklmnop1234" not in str(event.attributes)
     assert "sk-proj-abcdefghijklmnop1234" not in (span.status.description or "")
-    _key, outcome, kwargs = recorder.calls[0]
+    _key, outcome, kwargs = recorder.records[0]
     assert outcome is Outcome.FAILURE
     assert kwargs["error_type"] == "503"
     assert kwargs["retry_after_s"] == 7.0
@@ -154,7 +131,7 @@ def test_stream_records_time_to_first_chunk_and_cancel_is_neutral(env: Any) -> N
     assert span.attributes is not None
     assert span.attributes["error.type"] == "cancelled"
     assert span.status.status_code is StatusCode.UNSET  # the caller's choice is not an error
-    assert recorder.calls[0][1] is Outcome.NEUTRAL
+    assert recorder.records[0][1] is Outcome.NEUTRAL
     assert _metrics(reader)["gen_ai.client.operation.time_to_first_chunk"][0].count == 1
 
 
@@ -192,7 +169,7 @@ def test_activate_never_raises(env: Any, monkeypatch: pytest.MonkeyPatch) -> Non
     m.deactivate(token)  # a no-op, as the call then ran in the caller's context
     assert _internal.internal_error_count() == before + 1
     m.finish(status_code=200)
-    assert recorder.calls[0][1] is Outcome.SUCCESS
+    assert recorder.records[0][1] is Outcome.SUCCESS
     assert len(exporter.get_finished_spans()) == 1
 
 
@@ -212,7 +189,7 @@ def test_innermost_call_wins(env: Any) -> None:
     assert current_call() is None
     outer.finish(status_code=200)
 
-    assert [outcome for _k, outcome, _kw in recorder.calls] == [Outcome.FAILURE, Outcome.SUCCESS]
+    assert [outcome for _k, outcome, _kw in recorder.records] == [Outcome.FAILURE, Outcome.SUCCESS]
     spans = exporter.get_finished_spans()
     assert len(spans) == 3
     outer_span = spans[-1]
@@ -225,7 +202,7 @@ def test_innermost_call_wins(env: Any) -> None:
 
 
 def test_sampled_out_calls_still_record_health() -> None:
-    recorder = Recorder()
+    recorder = _recorder()
     exporter = InMemorySpanExporter()
     tp = TracerProvider(sampler=ALWAYS_OFF)
     tp.add_span_processor(SimpleSpanProcessor(exporter))
@@ -234,8 +211,8 @@ def test_sampled_out_calls_still_record_health() -> None:
     assert m is not None
     m.finish(status_code=500)
     assert exporter.get_finished_spans() == ()
-    assert recorder.calls[0][1] is Outcome.FAILURE
-    assert recorder.calls[0][2]["span_context"].trace_flags.sampled is False
+    assert recorder.records[0][1] is Outcome.FAILURE
+    assert recorder.records[0][2]["span_context"].trace_flags.sampled is False
 
 
 def test_suppressed_instrumentation_measures_nothing(env: Any) -> None:
@@ -282,7 +259,7 @@ def test_concurrent_finishes_record_once(env: Any) -> None:
             t.start()
         for t in threads:
             t.join(5)
-    assert len(recorder.calls) == 200
+    assert len(recorder.records) == 200
     assert len(exporter.get_finished_spans()) == 200
 
 
@@ -293,7 +270,7 @@ def test_the_message_is_scrubbed_once_and_shared_by_span_and_record(env: Any) ->
     assert m is not None
     m.finish(exception=RuntimeError(f"Incorrect API key provided: {secret}"))
     (span,) = exporter.get_finished_spans()
-    message = recorder.calls[0][2]["error_message"]
+    message = recorder.records[0].kwargs["error_message"]
     assert secret not in repr(span.to_json()) and secret not in message
     assert message == "RuntimeError: Incorrect API key provided: [REDACTED]"
     assert span.status.description == message
@@ -308,7 +285,7 @@ def test_a_given_message_is_scrubbed_too(env: Any) -> None:
     assert m is not None
     m.finish(status_code=503, error_message="bad key: api_key=abcdef0123456789")
     (span,) = exporter.get_finished_spans()
-    assert recorder.calls[0][2]["error_message"] == "bad key: api_key=[REDACTED]"
+    assert recorder.records[0].kwargs["error_message"] == "bad key: api_key=[REDACTED]"
     assert span.status.description == "bad key: api_key=[REDACTED]"
 
 
@@ -334,7 +311,7 @@ def test_the_instruments_cache_lets_replaced_providers_go() -> None:
             "meter_provider": MeterProvider(shutdown_on_exit=False),
         }
 
-    recorder = Recorder()
+    recorder = _recorder()
     first = providers()
     alive = weakref.ref(first["tracer_provider"])
     instruments_for(registry=recorder, **first)

@@ -18,21 +18,11 @@ from otel_model_health.health.types import (
 )
 from otel_model_health.keys import ModelKey
 from otel_model_health.outcomes import Outcome
+from otel_model_health.testing import ManualClock
 
 S, F, R, N = Outcome.SUCCESS, Outcome.FAILURE, Outcome.RATE_LIMITED, Outcome.NEUTRAL
 KEY = ModelKey(provider="openai", model="gpt-4o")
 K: dict[str, Any] = {"provider": "openai", "model": "gpt-4o"}
-
-
-class FakeClock:
-    def __init__(self, t: float = 1000.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
-
-    def advance(self, dt: float) -> None:
-        self.t += dt
 
 
 class FixedRandom:
@@ -45,11 +35,11 @@ class FixedRandom:
 
 class Harness:
     def __init__(self, config: BreakerConfig | None = None, rnd: float = 0.5) -> None:
-        self.clock = FakeClock()
+        self.clock = ManualClock()
         self.registry = HealthRegistry(
             config=config or BreakerConfig(),
             clock=self.clock,
-            wall_clock=lambda: self.clock.t + 1_700_000_000.0,
+            wall_clock=lambda: self.clock() + 1_700_000_000.0,
             random=FixedRandom(rnd),
         )
         self.transitions: list[HealthTransition] = []
@@ -70,7 +60,7 @@ class Harness:
     def open_wait(self) -> float:
         s = self.registry.get(**K)
         assert s is not None and s.open_until is not None
-        return s.open_until - (self.clock.t + 1_700_000_000.0)
+        return s.open_until - (self.clock() + 1_700_000_000.0)
 
     def to_half_open(self) -> None:
         self.clock.advance(self.open_wait())
@@ -232,7 +222,7 @@ def test_retry_after_is_honoured_and_is_not_a_failure() -> None:
     assert s.breaker_state is BreakerState.CLOSED
     assert s.status is HealthStatus.DEGRADED
     assert s.failures_in_window == 0 and s.success_rate == 1.0
-    assert s.rate_limited_until == pytest.approx(h.clock.t + 1_700_000_000.0 + 12.0)
+    assert s.rate_limited_until == pytest.approx(h.clock() + 1_700_000_000.0 + 12.0)
     assert s.last_error is not None and s.last_error.status_code == 429
     assert not h.registry.is_available(**K)
     assert h.registry.try_acquire(**K) is None
@@ -256,7 +246,7 @@ def test_rate_limit_default_without_retry_after() -> None:
 def test_half_open_after_wait_is_lazy_and_dated_at_the_wait_end() -> None:
     h = Harness(BreakerConfig(jitter=0.0))
     h.rec(*[F] * 5)
-    opened_at = h.clock.t
+    opened_at = h.clock()
     h.clock.advance(29.999)
     assert h.state() is BreakerState.OPEN
     h.clock.advance(100.0)  # nobody looked for a while
@@ -271,7 +261,7 @@ def test_half_open_after_wait_is_lazy_and_dated_at_the_wait_end() -> None:
 def test_trials_from_before_half_open_are_ignored() -> None:
     h = Harness(BreakerConfig(jitter=0.0))
     h.rec(*[F] * 5)
-    opened = h.clock.t
+    opened = h.clock()
     h.to_half_open()  # half-open began at opened + 30
     early = opened + 10.0
     h.rec(F, started_at=early)  # started while OPEN: counts in the window only
@@ -422,7 +412,7 @@ def test_trace_ids_are_carried_on_transitions() -> None:
 def test_first_failure_once_per_incident_and_recovered_figures() -> None:
     h = Harness(BreakerConfig(jitter=0.0))
     h.rec(S)
-    start = h.clock.t
+    start = h.clock()
     h.rec(F, F)
     h.clock.advance(1.0)
     h.rec(F, F, F)  # opens
@@ -436,7 +426,7 @@ def test_first_failure_once_per_incident_and_recovered_figures() -> None:
     rec = h.transitions[-1]
     assert rec.kind is TransitionKind.RECOVERED
     assert rec.failed_calls_in_incident == 7
-    assert rec.time_to_recover_s == pytest.approx(h.clock.t - start)
+    assert rec.time_to_recover_s == pytest.approx(h.clock() - start)
     assert rec.before is BreakerState.HALF_OPEN and rec.after is BreakerState.CLOSED
     assert rec.after_status is HealthStatus.HEALTHY
     # A new incident gets a new first_failure.

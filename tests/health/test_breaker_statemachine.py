@@ -1,4 +1,5 @@
-"""The registry's breaker against a small, obviously correct reference model, step by step.
+"""The breaker and the per-model state machine against a small, obviously correct reference model, step
+by step: through the registry (permits included), and ``ModelState`` alone (status and staleness).
 
 The reference keeps the full outcome history and recomputes everything from it (window = last N
 outcomes since the last close, failure rate by counting, backoff decay computed from the close time)
@@ -15,10 +16,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from otel_model_health.health.breaker import Permit
+from otel_model_health.health.model_state import ModelState, Step
 from otel_model_health.health.registry import HealthRegistry
-from otel_model_health.health.types import BreakerConfig, HealthTransition
+from otel_model_health.health.types import BreakerConfig, CallResult, HealthTransition
 from otel_model_health.keys import ModelKey
 from otel_model_health.outcomes import Outcome
+from otel_model_health.testing import ManualClock
 
 CONFIG = BreakerConfig(
     window_size=5,
@@ -149,18 +152,10 @@ class Reference:
         return False
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 class BreakerMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.clock = Clock()
+        self.clock = ManualClock(100.0)
         self.registry = HealthRegistry(config=CONFIG, clock=self.clock, random=random.Random(SEED))
         self.seen: list[HealthTransition] = []
         self.registry.subscribe(self.seen.append)
@@ -180,25 +175,25 @@ class BreakerMachine(RuleBasedStateMachine):
         if started == "half_open_began":  # the boundary: started exactly when half-open began
             started_at: float | None = self.ref.half_open_since
         elif isinstance(started, float):
-            started_at = self.clock.t - started
+            started_at = self.clock() - started
         else:
             started_at = None
         self.registry.record(KEY, outcome, started_at=started_at, retry_after_s=0.0)
-        self.ref.record(outcome, started_at, self.clock.t)
+        self.ref.record(outcome, started_at, self.clock())
 
     @rule(dt=st.sampled_from([0.0, 0.25, 1.0, 5.0, 9.0, 10.0, 11.5, 25.0, 60.0, 200.0]))
     def tick(self, dt: float) -> None:
-        self.clock.t += dt
+        self.clock.advance(dt)
 
     @rule()
     def read(self) -> None:
         self.registry.get(provider="p", model="m")
-        self.ref.advance(self.clock.t)
+        self.ref.advance(self.clock())
 
     @rule()
     def acquire(self) -> None:
         permit = self.registry.try_acquire(provider="p", model="m")
-        expected = self.ref.acquire(self.clock.t)
+        expected = self.ref.acquire(self.clock())
         assert (permit is not None) == expected
         if permit is not None and permit.tracked:
             self.held.append((permit, self.ref.permits[-1]))
@@ -216,7 +211,7 @@ class BreakerMachine(RuleBasedStateMachine):
         kinds = [t.kind.value for t in self.seen]
         assert kinds == self.ref.emitted
         state = self.registry.get(provider="p", model="m")
-        self.ref.advance(self.clock.t)
+        self.ref.advance(self.clock())
         assert [t.kind.value for t in self.seen] == self.ref.emitted
         if state is not None:
             assert state.breaker_state.value == self.ref.state
@@ -235,3 +230,106 @@ BreakerMachine.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 TestBreakerMachine = BreakerMachine.TestCase
+
+
+# --- the state machine alone: ModelState against the reference, status and staleness included -----------
+STATUS_CONFIG = BreakerConfig(
+    window_size=5,
+    failure_rate_threshold=0.5,
+    minimum_calls=3,
+    consecutive_failures=3,
+    open_wait_s=10.0,
+    max_open_wait_s=40.0,
+    backoff_multiplier=2.0,
+    jitter=0.1,
+    half_open_trials=2,
+    permit_expiry_s=25.0,
+    degraded_below=0.95,
+    stale_after_s=30.0,
+    rate_limit_default_s=7.0,
+)
+assert {f: getattr(STATUS_CONFIG, f) for f in ("window_size", "open_wait_s", "half_open_trials")} == {
+    f: getattr(CONFIG, f) for f in ("window_size", "open_wait_s", "half_open_trials")
+}  # the reference's rules are written for these values
+
+
+@dataclass
+class StatusReference(Reference):
+    last_outcome_at: float | None = None
+    rate_limited_until: float = float("-inf")
+
+    def record_with_status(
+        self, outcome: Outcome, started_at: float | None, retry_after_s: float | None, now: float
+    ) -> None:
+        self.record(outcome, started_at, now)
+        self.last_outcome_at = now
+        if outcome is Outcome.RATE_LIMITED:
+            wait = STATUS_CONFIG.rate_limit_default_s if retry_after_s is None else retry_after_s
+            self.rate_limited_until = now + wait
+
+    def status(self, now: float) -> str:
+        """docs/health-model.md, "Status", as written."""
+        if self.state == "open":
+            return "unhealthy"
+        if self.last_outcome_at is None:
+            return "unknown"
+        if now - self.last_outcome_at >= STATUS_CONFIG.stale_after_s:
+            return "stale"
+        if self.state == "half_open" or now < self.rate_limited_until:
+            return "degraded"
+        window = self.history[-STATUS_CONFIG.window_size :]
+        if window and window.count(True) / len(window) < STATUS_CONFIG.degraded_below:
+            return "degraded"
+        return "healthy"
+
+
+class ModelStateMachine(RuleBasedStateMachine):
+    """``ModelState`` driven directly (no registry, no lock), with a manual clock."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 100.0
+        self.model = ModelState(KEY, STATUS_CONFIG, random.Random(SEED), self.now)
+        self.steps: list[Step] = []
+        self.ref = StatusReference()
+
+    @rule(
+        outcome=st.sampled_from([Outcome.SUCCESS, Outcome.FAILURE, Outcome.RATE_LIMITED, Outcome.NEUTRAL]),
+        started=st.one_of(st.none(), st.just("half_open_began"), st.floats(min_value=0.0, max_value=60.0)),
+        retry_after_s=st.one_of(st.none(), st.sampled_from([0.0, 3.0, 50.0])),
+    )
+    def record(self, outcome: Outcome, started: float | str | None, retry_after_s: float | None) -> None:
+        if started == "half_open_began":
+            started_at: float | None = self.ref.half_open_since
+        elif isinstance(started, float):
+            started_at = self.now - started
+        else:
+            started_at = None
+        result = CallResult(outcome, started_at=started_at, retry_after_s=retry_after_s)
+        self.model.record(result, self.now, self.steps.append)
+        self.ref.record_with_status(outcome, started_at, retry_after_s, self.now)
+
+    @rule(dt=st.sampled_from([0.0, 0.25, 1.0, 5.0, 9.0, 10.0, 11.5, 25.0, 31.0, 60.0, 200.0]))
+    def tick(self, dt: float) -> None:
+        self.now += dt
+
+    @invariant()
+    def agrees(self) -> None:
+        self.model.advance(self.now, self.steps.append)
+        self.ref.advance(self.now)
+        assert [s.kind.value for s in self.steps] == self.ref.emitted
+        snapshot = self.model.snapshot(self.now, lambda t: t)
+        assert snapshot.breaker_state.value == self.ref.state
+        assert snapshot.consecutive_failures == self.ref.consecutive
+        window = self.ref.history[-STATUS_CONFIG.window_size :]
+        assert (snapshot.calls_in_window, snapshot.failures_in_window) == (len(window), window.count(False))
+        assert snapshot.status.value == self.ref.status(self.now)
+
+
+ModelStateMachine.TestCase.settings = settings(
+    max_examples=150,
+    stateful_step_count=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+TestModelStateMachine = ModelStateMachine.TestCase

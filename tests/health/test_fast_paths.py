@@ -1,8 +1,8 @@
 """Fast paths of the hot calls give what the general path gives, and are really taken.
 
-* ``HealthRegistry.record``: a failure while the breaker is OPEN (the steady state of an outage) skips
-  ``_record_slow_locked``; a reference registry that always takes the slow path must agree on every
-  snapshot and transition.
+* ``ModelState.record``: a success while nothing can change state (CLOSED, no backoff, no incident) skips
+  the clock step and the status; a state that always takes the general path must agree on every
+  snapshot and step.
 * ``ModelHealthSpanProcessor``: attributes are read from the SDK's private ``BoundedAttributes._dict``
   when the span has the expected shape, else through ``span.attributes``. Both must give the same
   registry, and the fast path must be the one taken with the installed SDK (an SDK upgrade that changes
@@ -26,9 +26,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanContext, Status, StatusCode, TraceFlags
 
 from otel_model_health.health import processor as processor_module
+from otel_model_health.health.model_state import Emit, ModelState, Step
 from otel_model_health.health.processor import ModelHealthSpanProcessor, _span_attributes
-from otel_model_health.health.registry import HealthRegistry, _Entry
-from otel_model_health.health.types import BreakerConfig, HealthTransition
+from otel_model_health.health.registry import HealthRegistry
+from otel_model_health.health.types import BreakerConfig, CallResult, HealthTransition
 from otel_model_health.keys import ModelKey
 from otel_model_health.outcomes import Classification, Outcome, classify_span
 from otel_model_health.testing.clock import ManualClock
@@ -36,55 +37,24 @@ from otel_model_health.testing.clock import ManualClock
 WALL = 1_700_000_000.0
 
 
-class SlowPathRegistry(HealthRegistry):
-    """Takes ``_record_slow_locked`` where ``record`` would take the open-failure fast path."""
+class GeneralPathState(ModelState):
+    """Takes the general path for every outcome, where ``record`` would take its shortcut."""
 
-    def _record_open_failure_locked(
-        self,
-        entry: _Entry,
-        operation: str,
-        error_type: str | None,
-        error_message: str | None,
-        status_code: int | None,
-        latency_s: float | None,
-        now: float,
-    ) -> None:
-        self._record_slow_locked(
-            entry,
-            Outcome.FAILURE,
-            operation,
-            error_type,
-            error_message,
-            status_code,
-            latency_s,
-            None,
-            None,
-            None,
-            now,
-        )
+    def record(self, result: CallResult, now: float, emit: Emit) -> None:
+        self.record_general(result, now, emit)
 
 
-class CountingRegistry(HealthRegistry):
-    fast = 0
+class CountingState(ModelState):
+    general = 0
 
-    def _record_open_failure_locked(self, *args: Any) -> None:
-        self.fast += 1
-        super()._record_open_failure_locked(*args)
-
-
-def _pair(config: BreakerConfig, clock: ManualClock) -> list[tuple[HealthRegistry, list[HealthTransition]]]:
-    pair: list[tuple[HealthRegistry, list[HealthTransition]]] = []
-    for cls in (CountingRegistry, SlowPathRegistry):
-        registry = cls(config=config, clock=clock, wall_clock=lambda: clock() + WALL, random=random.Random(7))
-        transitions: list[HealthTransition] = []
-        registry.subscribe(transitions.append)
-        pair.append((registry, transitions))
-    return pair
+    def record_general(self, result: CallResult, now: float, emit: Emit) -> None:
+        self.general += 1
+        super().record_general(result, now, emit)
 
 
 @pytest.mark.parametrize("window_kind", ["count", "time"])
 @pytest.mark.parametrize("seed", range(6))
-def test_open_failure_fast_path_matches_the_slow_path(window_kind: str, seed: int) -> None:
+def test_success_shortcut_matches_the_general_path(window_kind: str, seed: int) -> None:
     config = BreakerConfig(
         window_kind=window_kind,  # type: ignore[arg-type]
         window_size=10,
@@ -93,44 +63,51 @@ def test_open_failure_fast_path_matches_the_slow_path(window_kind: str, seed: in
         open_wait_s=5.0,
         max_open_wait_s=40.0,
         jitter=0.2,
-        stale_after_s=0.0,
+        stale_after_s=30.0,
     )
     clock = ManualClock(100.0)
-    (fast, fast_transitions), (slow, slow_transitions) = _pair(config, clock)
-    keys = [ModelKey(provider="p", model=m) for m in ("a", "b", "c")]
-    rng = random.Random(seed)
-    outcomes = [Outcome.FAILURE] * 6 + [Outcome.SUCCESS] * 3 + [Outcome.RATE_LIMITED, Outcome.NEUTRAL]
-    for _ in range(600):
-        clock.advance(rng.choice([0.0, 0.0, 0.1, 0.5, 2.0, 6.0]))
-        key = rng.choice(keys)
-        outcome = rng.choice(outcomes)
-        kwargs: dict[str, Any] = {
-            "operation": rng.choice(["inference", "embeddings"]),
-            "latency_s": rng.choice([None, 0.2, 1.5]),
-            "started_at": clock() - rng.choice([0.0, 1.0, 8.0]),
-        }
-        if outcome is Outcome.FAILURE:
-            kwargs |= {"error_type": "503", "status_code": 503, "error_message": rng.choice([None, "down"])}
-        for registry, _ in ((fast, None), (slow, None)):
-            registry.record(key, outcome, **kwargs)
-        assert fast.snapshot() == slow.snapshot()
-    assert fast_transitions == slow_transitions
-    assert isinstance(fast, CountingRegistry) and fast.fast > 50  # the fast path was really exercised
-    assert fast.summary() == slow.summary()
-
-
-def test_open_failure_fast_path_is_taken_only_while_open() -> None:
-    clock = ManualClock(100.0)
-    registry = CountingRegistry(config=BreakerConfig(jitter=0.0, open_wait_s=10.0), clock=clock)
     key = ModelKey(provider="p", model="m")
-    for _ in range(5):  # consecutive_failures=5 by default: the fifth opens the breaker
-        registry.record(key, Outcome.FAILURE)
-    assert registry.fast == 0
-    registry.record(key, Outcome.FAILURE)
-    assert registry.fast == 1
-    clock.advance(10.0)  # the wait elapsed: half-open is due, the slow path must see it
-    registry.record(key, Outcome.FAILURE)
-    assert registry.fast == 1
+    fast = CountingState(key, config, random.Random(7), clock())
+    slow = GeneralPathState(key, config, random.Random(7), clock())
+    fast_steps: list[Step] = []
+    slow_steps: list[Step] = []
+    rng = random.Random(seed)
+    outcomes = [Outcome.SUCCESS] * 30 + [Outcome.FAILURE] * 3 + [Outcome.RATE_LIMITED, Outcome.NEUTRAL]
+    for i in range(600):
+        clock.advance(rng.choice([0.0, 0.0, 0.1, 0.5, 2.0, 6.0, 40.0]))
+        outcome = rng.choice(outcomes)
+        result = CallResult(
+            outcome,
+            rng.choice(["inference", "health_check"]),
+            "503" if outcome is Outcome.FAILURE else None,
+            rng.choice([None, "down"]) if outcome is Outcome.FAILURE else None,
+            503 if outcome is Outcome.FAILURE else None,
+            rng.choice([None, 0.2, 1.5]),
+            clock() - rng.choice([0.0, 1.0, 8.0]),
+            rng.choice([None, 1.0]),
+            None,
+        )
+        fast.record(result, clock(), fast_steps.append)
+        slow.record(result, clock(), slow_steps.append)
+        if i % 7 == 0:
+            fast.advance(clock(), fast_steps.append)
+            slow.advance(clock(), slow_steps.append)
+        assert fast.snapshot(clock(), lambda t: t + WALL) == slow.snapshot(clock(), lambda t: t + WALL)
+    assert fast_steps == slow_steps
+    assert 0 < fast.general <= 600 - 50  # the shortcut was really taken (50+ times), the general path too
+
+
+def test_success_shortcut_is_taken_only_when_nothing_can_change() -> None:
+    clock = ManualClock(100.0)
+    state = CountingState(
+        ModelKey(provider="p", model="m"), BreakerConfig(jitter=0.0), random.Random(1), clock()
+    )
+    steps: list[Step] = []
+    state.record(CallResult(Outcome.SUCCESS), clock(), steps.append)
+    assert state.general == 0
+    state.record(CallResult(Outcome.FAILURE), clock(), steps.append)  # an incident begins
+    state.record(CallResult(Outcome.SUCCESS), clock(), steps.append)
+    assert state.general == 2 and [s.kind.value for s in steps] == ["first_failure"]
 
 
 # --- span attributes -------------------------------------------------------------------------------------

@@ -17,24 +17,17 @@ from otel_model_health.health.processor import ModelHealthSpanProcessor
 from otel_model_health.health.registry import HealthRegistry
 from otel_model_health.health.types import BreakerConfig, BreakerState, HealthTransition, TransitionKind
 from otel_model_health.outcomes import Outcome
+from otel_model_health.testing import ManualClock
 
 WALL = 1_700_000_000.0
 NS = 1_000_000_000
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 100.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
 class Env:
     def __init__(self) -> None:
-        self.clock = FakeClock()
+        self.clock = ManualClock(100.0)
         self.registry = HealthRegistry(
-            config=BreakerConfig(jitter=0.0), clock=self.clock, wall_clock=lambda: self.clock.t + WALL
+            config=BreakerConfig(jitter=0.0), clock=self.clock, wall_clock=lambda: self.clock() + WALL
         )
         self.transitions: list[HealthTransition] = []
         self.registry.subscribe(self.transitions.append)
@@ -249,15 +242,15 @@ def test_tool_and_modelless_spans_are_not_model_calls(env: Env) -> None:
 def test_started_at_maps_span_start_to_registry_clock(env: Env) -> None:
     for _ in range(5):
         openai_v2_span(env, error_type="InternalServerError")
-    env.clock.t += 30.0  # half-open begins at 130
-    half_open_began = env.clock.t
-    env.clock.t += 5.0
+    env.clock.advance(30.0)  # half-open begins at 130
+    half_open_began = env.clock()
+    env.clock.advance(5.0)
     # Started before half-open began: not a trial, even though it ends now.
-    openai_v2_span(env, start=half_open_began - 1.0, end=env.clock.t)
+    openai_v2_span(env, start=half_open_began - 1.0, end=env.clock())
     state = env.registry.get(provider="openai", model="gpt-4o")
     assert state is not None and state.breaker_state is BreakerState.HALF_OPEN
     for _ in range(3):
-        openai_v2_span(env, start=half_open_began + 1.0, end=env.clock.t)
+        openai_v2_span(env, start=half_open_began + 1.0, end=env.clock())
     state = env.registry.get(provider="openai", model="gpt-4o")
     assert state is not None and state.breaker_state is BreakerState.CLOSED
 

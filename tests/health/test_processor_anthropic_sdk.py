@@ -3,7 +3,6 @@ SDK TracerProvider), against the simulated provider."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -18,14 +17,10 @@ from otel_model_health.instrument.transport import instrument_client
 from otel_model_health.outcomes import Outcome
 from otel_model_health.testing import Fault, SimulatedProvider
 
+pytestmark = pytest.mark.integration  # the simulated provider on 127.0.0.1
+
 MODEL = "claude-sonnet-4-6"
 MESSAGES: Any = [{"role": "user", "content": "hello"}]
-
-
-@pytest.fixture
-def sim() -> Iterator[SimulatedProvider]:
-    with SimulatedProvider() as provider:
-        yield provider
 
 
 def _setup() -> tuple[HealthRegistry, TracerProvider, InMemorySpanExporter]:

@@ -7,7 +7,8 @@ import datetime as dt
 import pytest
 
 from otel_model_health import _internal
-from otel_model_health.health.registry import MAX_OPERATIONS_PER_KEY, OTHER_OPERATION, HealthRegistry
+from otel_model_health.health.model_state import MAX_OPERATIONS_PER_KEY, OTHER_OPERATION
+from otel_model_health.health.registry import HealthRegistry
 from otel_model_health.health.types import (
     BreakerConfig,
     BreakerState,
@@ -18,26 +19,19 @@ from otel_model_health.health.types import (
 )
 from otel_model_health.keys import ModelKey
 from otel_model_health.outcomes import Outcome
+from otel_model_health.testing import ManualClock
 
 S, F, R, N = Outcome.SUCCESS, Outcome.FAILURE, Outcome.RATE_LIMITED, Outcome.NEUTRAL
 WALL = 1_700_000_000.0
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.t = 50.0
-
-    def __call__(self) -> float:
-        return self.t
-
-
-def make(**kwargs: object) -> tuple[HealthRegistry, FakeClock, list[HealthTransition]]:
-    clock = FakeClock()
+def make(**kwargs: object) -> tuple[HealthRegistry, ManualClock, list[HealthTransition]]:
+    clock = ManualClock(50.0)
     config = kwargs.pop("config", BreakerConfig(jitter=0.0))
     registry = HealthRegistry(
         config=config,  # type: ignore[arg-type]
         clock=clock,
-        wall_clock=lambda: clock.t + WALL,
+        wall_clock=lambda: clock() + WALL,
         **kwargs,  # type: ignore[arg-type]
     )
     seen: list[HealthTransition] = []
@@ -72,7 +66,7 @@ def test_get_unknown_model_is_none_and_model_case_is_kept() -> None:
 def test_snapshot_figures() -> None:
     registry, clock, _ = make()
     k = key("gpt-4o")
-    clock.t = 60.0
+    clock.advance(10.0)  # to 60
     for i in range(1, 21):
         registry.record(k, S, latency_s=float(i))
     registry.record(k, N, operation="health_check", error_type="400", error_message="bad")
@@ -123,7 +117,7 @@ def test_provider_outage_and_recovery() -> None:
     a, b, c = key("a"), key("b"), key("c")
     other = key("x", provider="anthropic")
     registry.record(c, S)
-    clock.t += 601.0  # c goes stale: it does not hold the outage off
+    clock.advance(601.0)  # c goes stale: it does not hold the outage off
     registry.record(a, S)
     registry.record(b, S)
     registry.record(other, S)
@@ -150,7 +144,7 @@ def test_provider_outage_and_recovery() -> None:
         "unknown": 0,
     }
     # a half-opens and recovers: the provider is serving again.
-    clock.t += 30.0
+    clock.advance(30.0)
     for _ in range(3):
         registry.record(a, S)
     recovered = [t for t in seen if t.kind is TransitionKind.PROVIDER_RECOVERED]
@@ -174,7 +168,7 @@ def test_summary_shape_and_provider_filter() -> None:
     assert summary["status"] == "degraded"
     assert summary["models"]["degraded"] == 1 and summary["models"]["healthy"] == 1
     checked = dt.datetime.fromisoformat(summary["checked_at"])
-    assert checked.timestamp() == pytest.approx(clock.t + WALL)
+    assert checked.timestamp() == pytest.approx(clock() + WALL)
     assert checked.tzinfo is not None
     only = registry.summary(provider="OpenAI")
     assert list(only["providers"]) == ["openai"]
@@ -201,7 +195,7 @@ def test_snapshot_is_sorted_and_advances_clock_driven_state() -> None:
     registry, clock, seen = make()
     fail(registry, key("z"))
     registry.record(key("a", provider="anthropic"), S)
-    clock.t += 31.0
+    clock.advance(31.0)
     states = registry.snapshot()
     assert [s.key.model for s in states] == ["a", "z"]
     assert states[1].breaker_state is BreakerState.HALF_OPEN
@@ -255,7 +249,7 @@ def test_transition_fields() -> None:
     registry, clock, seen = make()
     k = key("m")
     registry.record(k, S)
-    clock.t = 70.0
+    clock.advance(20.0)  # to 70
     fail(registry, k)
     first, opened = seen
     assert first.before is BreakerState.CLOSED and first.after is BreakerState.CLOSED
@@ -276,4 +270,4 @@ def test_record_never_raises_on_garbage() -> None:
 
 def test_to_monotonic() -> None:
     registry, clock, _ = make()
-    assert registry.to_monotonic(WALL + clock.t - 2.5) == pytest.approx(clock.t - 2.5)
+    assert registry.to_monotonic(WALL + clock() - 2.5) == pytest.approx(clock() - 2.5)

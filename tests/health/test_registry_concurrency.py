@@ -96,6 +96,7 @@ def test_listener_recording_from_callback_does_not_deadlock() -> None:
     assert state.outcome_totals[("inference", Outcome.SUCCESS)] == calls
 
 
+@pytest.mark.integration
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() in a multi-threaded process
 def test_child_can_record_after_fork_while_a_thread_held_the_lock() -> None:
     registry = HealthRegistry()

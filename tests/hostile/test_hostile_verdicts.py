@@ -22,20 +22,18 @@ import anthropic
 import openai
 import pytest
 from hostile_server import INPUT_TOKENS, OUTPUT_TOKENS, HostileServer
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from kit import Telemetry, make_telemetry
+from opentelemetry.sdk.trace import ReadableSpan
 
 import otel_model_health
+
+pytestmark = pytest.mark.integration  # the hostile server on 127.0.0.1
 
 API_KEY: Final = "sk-test-hostile-0000000000"
 TIMEOUT_S: Final = 10.0
 MESSAGES: Final[Any] = [{"role": "user", "content": "Say hello"}]
 DEFAULT_MODEL: Final = {"openai": "gpt-4o", "anthropic": "claude-sonnet-4-6"}
 GATEWAY: Final = "self_hosted"
-SCOPE: Final = "otel_model_health"  # the instrumentation scope of the library's spans
 
 # error_type of a row whose expected error.type is the class name of the exception the caller got.
 CALLER_EXCEPTION: Final = "<the caller's exception class name>"
@@ -144,22 +142,6 @@ def _matrix() -> list[Any]:
 # --- fixtures ----------------------------------------------------------------------------------------
 
 
-@dataclass
-class Telemetry:
-    """A fresh registry and in-memory OTel providers (as tests/transport/transport_kit.py makes them)."""
-
-    registry: otel_model_health.HealthRegistry
-    tracer_provider: TracerProvider
-    meter_provider: MeterProvider
-    exporter: InMemorySpanExporter
-    reader: InMemoryMetricReader
-
-    def model_spans(self) -> list[ReadableSpan]:
-        """The spans of otel_model_health (the SDKs' own spans, if any, are left out)."""
-        spans = self.exporter.get_finished_spans()
-        return [s for s in spans if s.instrumentation_scope and s.instrumentation_scope.name == SCOPE]
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[HostileServer]:
     with HostileServer() as hostile:
@@ -169,14 +151,10 @@ def server() -> Iterator[HostileServer]:
 
 @pytest.fixture
 def telemetry() -> Iterator[Telemetry]:
-    exporter = InMemorySpanExporter()
-    tracer_provider = TracerProvider()
-    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
-    reader = InMemoryMetricReader()
-    meter_provider = MeterProvider(metric_readers=[reader])
-    yield Telemetry(otel_model_health.HealthRegistry(), tracer_provider, meter_provider, exporter, reader)
-    tracer_provider.shutdown()
-    meter_provider.shutdown()
+    """In-memory OTel providers over a fresh registry (the root conftest's has a list recorder)."""
+    t = make_telemetry(otel_model_health.HealthRegistry())
+    yield t
+    t.shutdown()
 
 
 # --- calling the SDKs --------------------------------------------------------------------------------
@@ -209,12 +187,7 @@ def _http_client(sdk: Sdk, mode: Mode, telemetry: Telemetry | None) -> Any:
     module: Any = openai if sdk == "openai" else anthropic
     client = module.DefaultHttpxClient() if mode == "sync" else module.DefaultAsyncHttpxClient()
     if telemetry is not None:
-        otel_model_health.instrument_client(
-            client,
-            registry=telemetry.registry,
-            tracer_provider=telemetry.tracer_provider,
-            meter_provider=telemetry.meter_provider,
-        )
+        otel_model_health.instrument_client(client, **telemetry.options())
     return client
 
 
@@ -387,7 +360,7 @@ def test_hostile_verdict(
         if not isinstance(response_model, str) or _has_control_character(response_model):
             problems.append(f"gen_ai.response.model {response_model!r}")
 
-    state = telemetry.registry.get(provider=sdk, model=model, gateway=GATEWAY)
+    state = telemetry.recorder.get(provider=sdk, model=model, gateway=GATEWAY)
     if case.registry == "absent" and state is not None:
         problems.append(f"registry holds {model} (last outcome {state.last_outcome})")
     elif case.registry == "last_outcome":

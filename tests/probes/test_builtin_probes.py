@@ -17,6 +17,8 @@ from otel_model_health.outcomes import Outcome
 from otel_model_health.probes import AnthropicProbe, HealthMonitor, OpenAIProbe
 from otel_model_health.testing import Fault, SimulatedProvider
 
+pytestmark = pytest.mark.integration  # the simulated provider on 127.0.0.1
+
 
 @pytest.fixture
 def provider() -> Iterator[SimulatedProvider]:

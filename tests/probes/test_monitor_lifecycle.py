@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
+import time
 
+import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -119,6 +123,25 @@ async def test_decorated_probe_records_its_own_outcome() -> None:
     assert span.attributes["error.type"] == "connection_error"
 
 
+async def test_decorated_method_is_recognised_as_recording_itself() -> None:
+    registry = HealthRegistry()
+    tracer_provider, exporter = _tracing()
+    monitor = HealthMonitor(registry=registry, jitter=0.0, tracer_provider=tracer_provider)
+
+    class Checks:
+        @probe(provider="openai", model="gpt-4o", registry=monitor.recorder, tracer_provider=tracer_provider)
+        async def gpt(self) -> str:
+            return "pong"
+
+    monitor.add(Checks().gpt, provider="openai", model="gpt-4o")  # a bound method of a decorated one
+    monitor.tick()
+    await monitor.drain()
+    assert _totals(registry) == {("health_check", Outcome.SUCCESS): 1}
+    (span,) = exporter.get_finished_spans()  # the decorator's span only: the monitor adds none
+    assert span.attributes is not None
+    assert span.attributes["model_health.operation"] == "health_check"
+
+
 async def test_plain_probe_returning_false_is_a_failure() -> None:
     registry = HealthRegistry()
     monitor = HealthMonitor(registry=registry, jitter=0.0)
@@ -230,7 +253,8 @@ async def test_async_mode_start_and_aclose_leave_no_tasks() -> None:
     assert _totals(registry) == {("health_check", Outcome.NEUTRAL): 1}
 
     async with HealthMonitor(registry=registry, interval_s=3600) as second:
-        assert second.running or second._task is not None
+        await asyncio.sleep(0)  # the task started by `async with` gets its first turn
+        assert second.running
     assert asyncio.all_tasks() == before
 
 
@@ -244,3 +268,42 @@ async def test_stop_before_the_task_started() -> None:
     await asyncio.sleep(0)
     assert monitor.running
     await monitor.aclose()
+
+
+@pytest.mark.integration
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() in a multi-threaded process
+def test_after_fork_the_child_monitor_is_stopped_and_can_start() -> None:
+    registry = HealthRegistry()
+    parent = os.getpid()
+    release = threading.Event()
+    in_parent_run = threading.Event()
+
+    def check() -> bool:
+        if os.getpid() == parent:  # the parent's run is still going at fork()
+            in_parent_run.set()
+            release.wait(10)
+        return True
+
+    monitor = HealthMonitor(registry=registry, interval_s=0.05, jitter=0.0, timeout_s=30)
+    monitor.add(check, provider="openai", model="gpt-4o")
+    monitor.start()
+    assert in_parent_run.wait(5)
+    pid = os.fork()
+    if pid == 0:  # child: neither the scheduler thread nor the probe's worker thread exists here
+        code = 1
+        signal.alarm(10)  # a deadlocked child dies instead of hanging the parent's waitpid
+        try:
+            stopped = not monitor.running
+            monitor.start()  # the probe is not busy here: its run belonged to the parent
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and not registry.get(provider="openai", model="gpt-4o"):
+                time.sleep(0.01)
+            monitor.stop()
+            if stopped and _totals(registry).get(("health_check", Outcome.SUCCESS), 0) >= 1:
+                code = 0
+        finally:
+            os._exit(code)
+    release.set()
+    monitor.stop()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

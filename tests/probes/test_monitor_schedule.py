@@ -32,34 +32,42 @@ def _cycle(values: list[float]) -> Iterator[float]:
         yield from values
 
 
-async def _run_until(monitor: HealthMonitor, clock: ManualClock, calls: list[float], n: int) -> list[float]:
-    """Run the real scheduler with a sleep that moves the manual clock; stop after n probe runs."""
-    delays: list[float] = []
+class _ClockSleep:
+    """The monitor's ``sleep``: moves the manual clock instead of waiting; stops the monitor after n runs."""
 
-    async def fake_sleep(delay: float) -> None:
-        delays.append(delay)
-        await monitor.drain()
-        if len(calls) >= n:
-            monitor.stop()
-        clock.advance(delay)
+    def __init__(self, clock: ManualClock, calls: list[float], n: int) -> None:
+        self.clock, self.calls, self.n = clock, calls, n
+        self.monitor: HealthMonitor | None = None
+
+    async def __call__(self, delay: float) -> None:
+        assert self.monitor is not None
+        await self.monitor.drain()
+        if len(self.calls) >= self.n:
+            self.monitor.stop()
+        self.clock.advance(delay)
         await asyncio.sleep(0)
 
-    monitor._sleep = fake_sleep
+
+async def _run_until(monitor: HealthMonitor, sleep: _ClockSleep) -> None:
+    """Run the real scheduler, with ``sleep`` as its sleep, until it stops the monitor."""
+    sleep.monitor = monitor
     await asyncio.wait_for(monitor.run(), timeout=10)
-    return delays
 
 
 async def test_probes_every_interval_without_jitter() -> None:
     clock = ManualClock()
     registry = _registry(clock)
-    monitor = HealthMonitor(registry=registry, interval_s=30, jitter=0.0, select="always", clock=clock)
     calls: list[float] = []
+    sleep = _ClockSleep(clock, calls, 4)
+    monitor = HealthMonitor(
+        registry=registry, interval_s=30, jitter=0.0, select="always", clock=clock, sleep=sleep
+    )
 
     async def check() -> None:
         calls.append(clock())
 
     monitor.add(check, provider="openai", model="gpt-4o")
-    await _run_until(monitor, clock, calls, 4)
+    await _run_until(monitor, sleep)
     assert calls[:4] == [1000.0, 1030.0, 1060.0, 1090.0]
     state = registry.get(provider="openai", model="gpt-4o")
     assert state is not None
@@ -70,21 +78,23 @@ async def test_probes_every_interval_without_jitter() -> None:
 async def test_jitter_stays_within_bounds() -> None:
     clock = ManualClock()
     randoms = _cycle([0.0, 1.0, 0.25, 0.999, 0.5])
+    calls: list[float] = []
+    sleep = _ClockSleep(clock, calls, 12)
     monitor = HealthMonitor(
         registry=_registry(clock),
         interval_s=100,
         jitter=0.2,
         select="always",
         clock=clock,
+        sleep=sleep,
         random=lambda: next(randoms),
     )
-    calls: list[float] = []
 
     async def check() -> None:
         calls.append(clock())
 
     monitor.add(check, provider="openai", model="gpt-4o")
-    await _run_until(monitor, clock, calls, 12)
+    await _run_until(monitor, sleep)
     # The first run lands within [0, jitter × interval] of start.
     assert 1000.0 <= calls[0] <= 1020.0
     gaps = [b - a for a, b in itertools.pairwise(calls)]

@@ -17,6 +17,7 @@ def _blocks(name: str) -> list[str]:
     return BLOCK.findall((ROOT / "docs" / name).read_text())
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("index", range(len(_blocks("probes.md"))))
 def test_probes_doc_block_runs(index: int, capsys: pytest.CaptureFixture[str]) -> None:
     baseline = set(threading.enumerate())
@@ -30,6 +31,7 @@ def test_probes_doc_has_blocks() -> None:
     assert len(_blocks("probes.md")) >= 2
 
 
+@pytest.mark.integration
 def test_health_probes_example(capsys: pytest.CaptureFixture[str]) -> None:
     spec = importlib.util.spec_from_file_location(
         "health_probes_example", ROOT / "examples" / "health_probes.py"

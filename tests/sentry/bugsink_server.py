@@ -235,6 +235,8 @@ def capturing_sentry(**options: Any) -> Iterator[CapturingTransport]:
     """
     transport = CapturingTransport()
     options.setdefault("auto_enabling_integrations", False)
+    # Without a release, sentry-sdk runs `git rev-parse HEAD` on every init: a subprocess per test.
+    options.setdefault("release", "otel-model-health-tests")
     with sentry_sdk.isolation_scope():
         sentry_sdk.init(dsn=TEST_DSN, transport=transport, **options)
         try:

@@ -9,16 +9,9 @@ from bugsink_server import CapturingTransport, capturing_sentry, make_transition
 
 from otel_model_health.health.types import BreakerState, HealthTransition, TransitionKind
 from otel_model_health.sentry import SentryBridge
+from otel_model_health.testing import ManualClock
 
 K = TransitionKind
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -28,12 +21,12 @@ def transport() -> Iterator[CapturingTransport]:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+def clock() -> ManualClock:
+    return ManualClock()
 
 
 @pytest.fixture
-def bridge(clock: FakeClock) -> Iterator[SentryBridge]:
+def bridge(clock: ManualClock) -> Iterator[SentryBridge]:
     b = SentryBridge(clock=clock, critical_models=("claude-opus-4", "openai/gpt-4.1"))
     yield b
     b.close()
@@ -121,24 +114,24 @@ def test_further_failures_in_an_incident_are_not_captured(
 
 
 def test_recovery_re_arms_first_failure_after_the_interval(
-    bridge: SentryBridge, transport: CapturingTransport, clock: FakeClock
+    bridge: SentryBridge, transport: CapturingTransport, clock: ManualClock
 ) -> None:
     assert fire(bridge, transport, make_transition(K.FIRST_FAILURE)) == ["first_failure"]
     assert fire(bridge, transport, make_transition(K.RECOVERED)) == []
-    clock.now += 601
+    clock.advance(601)
     assert fire(bridge, transport, make_transition(K.FIRST_FAILURE)) == ["first_failure"]
 
 
 def test_first_failure_interval_limits_a_flapping_model(
-    bridge: SentryBridge, transport: CapturingTransport, clock: FakeClock
+    bridge: SentryBridge, transport: CapturingTransport, clock: ManualClock
 ) -> None:
     fire(bridge, transport, make_transition(K.FIRST_FAILURE), make_transition(K.RECOVERED))
-    clock.now += 599  # re-armed, but inside the 10-minute interval
+    clock.advance(599)  # re-armed, but inside the 10-minute interval
     assert fire(bridge, transport, make_transition(K.FIRST_FAILURE)) == []
     # the skipped first failure still opened an incident: its breaker steps are captured ...
     assert fire(bridge, transport, make_transition(K.BREAKER_OPENED)) == ["breaker_opened"]
     # ... and further first failures of it are not
-    clock.now += 1000
+    clock.advance(1000)
     assert fire(bridge, transport, make_transition(K.FIRST_FAILURE)) == []
     fire(bridge, transport, make_transition(K.RECOVERED))
     assert fire(bridge, transport, make_transition(K.FIRST_FAILURE)) == ["first_failure"]
@@ -166,7 +159,7 @@ def test_provider_outage_once_until_provider_recovered(
     assert fire(bridge, transport, again) == ["provider_outage"]
 
 
-def test_zero_interval_disables_the_limit(transport: CapturingTransport, clock: FakeClock) -> None:
+def test_zero_interval_disables_the_limit(transport: CapturingTransport, clock: ManualClock) -> None:
     bridge = SentryBridge(clock=clock, first_failure_interval_s=0)
     try:
         for _ in range(3):

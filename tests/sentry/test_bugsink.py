@@ -22,6 +22,7 @@ from otel_model_health.health.types import BreakerConfig, HealthTransition
 from otel_model_health.keys import ModelKey
 from otel_model_health.outcomes import Outcome
 from otel_model_health.sentry import SentryBridge
+from otel_model_health.testing import ManualClock
 
 pytestmark = pytest.mark.integration
 
@@ -46,18 +47,10 @@ def bugsink() -> Iterator[BugsinkServer]:
         yield server
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 10_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 class Driver:
     """Feeds the real HealthRegistry, one span per recorded call, and keeps every transition."""
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: ManualClock) -> None:
         from otel_model_health.health.registry import HealthRegistry
 
         self.clock = clock
@@ -98,13 +91,13 @@ def drive(driver: Driver) -> None:
     # incident 1 of gpt-4o: first failure, breaker opens, a half-open trial fails, recovery
     for _ in range(5):
         driver.call(GPT4O, ok=False)
-    clock.now += 31  # OPEN wait (30 s) over: half-open
+    clock.advance(31)  # OPEN wait (30 s) over: half-open
     driver.call(GPT4O, ok=False)  # the trial fails: OPEN again, wait doubles to 60 s
-    clock.now += 61
+    clock.advance(61)
     for _ in range(3):
         driver.call(GPT4O, ok=True)  # three trials succeed: recovered
     # incident 2, after the bridge's 10-minute first-failure interval: both models open → provider outage
-    clock.now += 700
+    clock.advance(700)
     for _ in range(5):
         driver.call(GPT4O, ok=False)
     for _ in range(5):
@@ -112,7 +105,7 @@ def drive(driver: Driver) -> None:
 
 
 def test_incidents_reach_bugsink(bugsink: BugsinkServer) -> None:
-    clock = Clock()
+    clock = ManualClock(10_000.0)
     sentry_sdk.init(dsn=bugsink.dsn, default_integrations=False, auto_enabling_integrations=False)
     bridge = SentryBridge(clock=clock, trace_url_template="http://localhost:16686/trace/{trace_id}")
     try:

@@ -117,6 +117,7 @@ def closed_port() -> int:
     return port  # nothing listens here any more: connections are refused
 
 
+@pytest.mark.integration
 def test_dsn_on_a_closed_port(bridge: SentryBridge) -> None:
     real_sentry(f"http://public@127.0.0.1:{closed_port()}/1")
     try:
@@ -162,6 +163,7 @@ class SilentServer:
         self.sock.close()
 
 
+@pytest.mark.integration
 def test_dsn_on_a_server_that_never_answers(bridge: SentryBridge) -> None:
     server = SilentServer()
     real_sentry(f"http://public@127.0.0.1:{server.port}/1")
@@ -176,6 +178,7 @@ def test_dsn_on_a_server_that_never_answers(bridge: SentryBridge) -> None:
         close_real_sentry()
 
 
+@pytest.mark.integration
 def test_instrumented_calls_return_while_sentry_hangs() -> None:
     """Decorated model calls drive a breaker open (two captured steps) while the DSN's server hangs:
     every call returns to its caller, with its own exception, before the server is let go."""
@@ -214,6 +217,7 @@ def test_instrumented_calls_return_while_sentry_hangs() -> None:
 # --- fork --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.integration
 def test_worker_restarts_in_a_forked_child(bridge: SentryBridge, transport: CapturingTransport) -> None:
     bridge(make_transition(K.BREAKER_OPENED, model="parent"))
     assert bridge.flush(5.0)
@@ -283,6 +287,7 @@ print(client.options["environment"], client.get_integration("openai"), client.ge
 """
 
 
+@pytest.mark.integration
 def test_init_sentry_disables_genai_integrations() -> None:
     # A fresh process: sentry-sdk installs integrations process-wide on the first init, and a later
     # init's disabled_integrations cannot undo that (other tests in this process have initialised it).

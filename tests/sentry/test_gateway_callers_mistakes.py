@@ -21,6 +21,8 @@ from otel_model_health import HealthRegistry, ModelHealthTransport
 from otel_model_health.health.metrics import register_health_metrics
 from otel_model_health.sentry import SentryBridge
 
+pytestmark = pytest.mark.integration  # the simulated provider on 127.0.0.1
+
 REAL_MODELS = ("openai/gpt-4o", "anthropic/claude-sonnet-4")
 GOOD_KEY = "sk-or-good-tenant-0000000000000000"
 BAD_KEY = "sk-or-revoked-tenant-111111111111"

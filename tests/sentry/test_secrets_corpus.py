@@ -113,12 +113,6 @@ def sinks() -> Iterator[Sinks]:
 
 
 @pytest.fixture
-def sim() -> Iterator[SimulatedProvider]:
-    with SimulatedProvider() as provider:
-        yield provider
-
-
-@pytest.fixture
 def sentry() -> Iterator[CapturingTransport]:
     with capturing_sentry() as transport:
         yield transport

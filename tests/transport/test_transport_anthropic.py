@@ -8,12 +8,14 @@ from typing import Any
 
 import anthropic
 import pytest
-from transport_kit import API_KEY, Telemetry, make_telemetry
+from kit import API_KEY, Telemetry, make_telemetry
 
 from otel_model_health.health.registry import HealthRegistry
 from otel_model_health.instrument.transport import instrument_client
 from otel_model_health.outcomes import Outcome
 from otel_model_health.testing import Fault, SimulatedProvider
+
+pytestmark = pytest.mark.integration  # the simulated provider on 127.0.0.1
 
 MODEL = "claude-sonnet-4-6"
 MESSAGES: Any = [{"role": "user", "content": "Say hello"}]
@@ -65,7 +67,7 @@ def test_sync_results_identical(sim: SimulatedProvider, telemetry: Telemetry) ->
         assert attrs["gen_ai.provider.name"] == "anthropic"
         assert attrs["gen_ai.response.finish_reasons"] == ("end_turn",)
         assert attrs["gen_ai.usage.output_tokens"] > 0
-    assert telemetry.recorder.outcomes == [(Outcome.SUCCESS, None)] * 2
+    assert telemetry.recorder.verdicts == [(Outcome.SUCCESS, None)] * 2
 
 
 async def test_async_results_identical(sim: SimulatedProvider, telemetry: Telemetry) -> None:
@@ -87,7 +89,7 @@ async def test_async_results_identical(sim: SimulatedProvider, telemetry: Teleme
     assert ours == theirs and ours[-1] == "message_stop"
     await plain.close()
     await instrumented.close()
-    assert telemetry.recorder.outcomes == [(Outcome.SUCCESS, None)] * 2
+    assert telemetry.recorder.verdicts == [(Outcome.SUCCESS, None)] * 2
     assert sum(p.count for p in telemetry.metrics()["gen_ai.client.operation.time_to_first_chunk"]) == 1
 
 
@@ -103,7 +105,7 @@ def test_sdk_span_wraps_one_span_per_attempt(sim: SimulatedProvider, telemetry: 
         assert span.parent is not None and span.parent.span_id == sdk_span.context.span_id
         assert span.context.trace_id == sdk_span.context.trace_id
     assert [dict(s.attributes or {}).get("error.type") for s in ours] == ["529", None]
-    assert telemetry.recorder.outcomes == [(Outcome.FAILURE, "529"), (Outcome.SUCCESS, None)]
+    assert telemetry.recorder.verdicts == [(Outcome.FAILURE, "529"), (Outcome.SUCCESS, None)]
 
 
 def test_with_real_registry_retry_is_one_failure_and_one_success(sim: SimulatedProvider) -> None:
@@ -138,7 +140,7 @@ def test_overloaded_error_event(sim: SimulatedProvider, telemetry: Telemetry) ->
         client.messages.stream(model=MODEL, max_tokens=10, messages=MESSAGES) as stream,
     ):
         list(stream.text_stream)
-    assert telemetry.recorder.outcomes == [(Outcome.FAILURE, "overloaded_error")]
+    assert telemetry.recorder.verdicts == [(Outcome.FAILURE, "overloaded_error")]
 
 
 def test_stream_without_message_stop(sim: SimulatedProvider, telemetry: Telemetry) -> None:
@@ -146,7 +148,7 @@ def test_stream_without_message_stop(sim: SimulatedProvider, telemetry: Telemetr
     client = make_client(sim, telemetry)
     events = list(client.messages.create(model=MODEL, max_tokens=10, messages=MESSAGES, stream=True))
     assert events and events[-1].type != "message_stop"
-    assert telemetry.recorder.outcomes == [(Outcome.FAILURE, "incomplete_stream")]
+    assert telemetry.recorder.verdicts == [(Outcome.FAILURE, "incomplete_stream")]
 
 
 def test_one_megabyte_prompt_model_last(sim: SimulatedProvider, telemetry: Telemetry) -> None:
@@ -157,4 +159,4 @@ def test_one_megabyte_prompt_model_last(sim: SimulatedProvider, telemetry: Telem
     assert body is not None and list(json.loads(json.dumps(body)))[-1] == "model"  # anthropic writes it last
     attrs = dict(telemetry.model_spans()[0].attributes or {})
     assert attrs["gen_ai.request.model"] == MODEL
-    assert telemetry.recorder.outcomes == [(Outcome.SUCCESS, None)]
+    assert telemetry.recorder.verdicts == [(Outcome.SUCCESS, None)]

@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from otel_model_health.testing import Fault, SimulatedProvider
+
+pytestmark = pytest.mark.integration  # runs the examples against the simulated provider
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,7 +16,7 @@ import httpx
 import httpx2
 import openai
 import pytest
-from transport_kit import API_KEY, Telemetry
+from kit import API_KEY, Telemetry
 
 from otel_model_health.instrument.transport import (
     AsyncModelHealthTransport,
@@ -42,6 +42,7 @@ def test_transport_is_accepted_by_both_modules(telemetry: Telemetry) -> None:
         t.close()
 
 
+@pytest.mark.integration
 def test_plain_httpx_client_non_stream_and_passthrough(sim: SimulatedProvider, telemetry: Telemetry) -> None:
     transport = ModelHealthTransport(httpx.HTTPTransport(), **telemetry.options())
     with httpx.Client(transport=transport, base_url=sim.openai_base_url) as client:
@@ -51,9 +52,10 @@ def test_plain_httpx_client_non_stream_and_passthrough(sim: SimulatedProvider, t
         assert response.json()["choices"][0]["message"]["content"]
     spans = telemetry.model_spans()
     assert [s.name for s in spans] == ["chat gpt-4o"]  # GET /v1/models: no span
-    assert telemetry.recorder.outcomes == [(Outcome.SUCCESS, None)]
+    assert telemetry.recorder.verdicts == [(Outcome.SUCCESS, None)]
 
 
+@pytest.mark.integration
 def test_first_chunk_reaches_caller_before_the_rest_is_sent(
     sim: SimulatedProvider, telemetry: Telemetry
 ) -> None:
@@ -72,9 +74,10 @@ def test_first_chunk_reaches_caller_before_the_rest_is_sent(
         sim.release_hangs()
         rest = list(lines)
     assert rest[-2:] == ["data: [DONE]", ""] or rest[-1] == "data: [DONE]"
-    assert telemetry.recorder.outcomes == [(Outcome.SUCCESS, None)]
+    assert telemetry.recorder.verdicts == [(Outcome.SUCCESS, None)]
 
 
+@pytest.mark.integration
 async def test_async_httpx2_stream(sim: SimulatedProvider, telemetry: Telemetry) -> None:
     transport = AsyncModelHealthTransport(httpx2.AsyncHTTPTransport(), **telemetry.options())
     async with (
@@ -83,9 +86,10 @@ async def test_async_httpx2_stream(sim: SimulatedProvider, telemetry: Telemetry)
     ):
         chunks = [chunk async for chunk in response.aiter_bytes()]
     assert b"[DONE]" in b"".join(chunks)
-    assert telemetry.recorder.outcomes == [(Outcome.SUCCESS, None)]
+    assert telemetry.recorder.verdicts == [(Outcome.SUCCESS, None)]
 
 
+@pytest.mark.integration
 def test_abandoned_stream_is_finalised_once(sim: SimulatedProvider, telemetry: Telemetry) -> None:
     transport = ModelHealthTransport(httpx2.HTTPTransport(), **telemetry.options())
     client = httpx2.Client(transport=transport, base_url=sim.openai_base_url)
@@ -93,12 +97,13 @@ def test_abandoned_stream_is_finalised_once(sim: SimulatedProvider, telemetry: T
     response = client.send(request, stream=True)
     del response
     gc.collect()
-    assert telemetry.recorder.outcomes == [(Outcome.NEUTRAL, "cancelled")]
+    assert telemetry.recorder.verdicts == [(Outcome.NEUTRAL, "cancelled")]
     client.close()
     gc.collect()
     assert len(telemetry.recorder.records) == 1
 
 
+@pytest.mark.integration
 async def test_abandoned_async_stream_is_finished_after_the_idle_limit(
     sim: SimulatedProvider, telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -111,10 +116,10 @@ async def test_abandoned_async_stream_is_finished_after_the_idle_limit(
         async for _ in response.aiter_raw():
             break  # read one chunk, then neither read nor close it
         observer_module.sweep_idle_streams(time.monotonic() + 1.0)
-        assert telemetry.recorder.outcomes == []  # not idle long enough
+        assert telemetry.recorder.verdicts == []  # not idle long enough
         monkeypatch.setattr(observer_module, "_next_sweep", 0.0)
         observer_module.sweep_idle_streams(time.monotonic() + observer_module.IDLE_STREAM_LIMIT_S + 1.0)
-        assert telemetry.recorder.outcomes == [(Outcome.NEUTRAL, "cancelled")]
+        assert telemetry.recorder.verdicts == [(Outcome.NEUTRAL, "cancelled")]
         await response.aclose()
     assert len(telemetry.recorder.records) == 1
 
@@ -130,7 +135,7 @@ def test_transport_errors_are_reraised_unchanged(telemetry: Telemetry) -> None:
         client.post("https://api.openai.com/v1/chat/completions", json=CHAT)
     assert caught.value is error
     assert any(frame.name == "handler" for frame in caught.traceback)
-    assert telemetry.recorder.outcomes == [(Outcome.FAILURE, "connection_error")]
+    assert telemetry.recorder.verdicts == [(Outcome.FAILURE, "connection_error")]
     key = telemetry.recorder.records[0].key
     assert (key.provider, key.gateway) == ("openai", "direct")
 
@@ -157,6 +162,7 @@ def test_in_memory_response_and_host_table(telemetry: Telemetry) -> None:
     assert ops == ["chat", "chat", "generate_content"]
 
 
+@pytest.mark.integration
 def test_provider_and_gateway_overrides(sim: SimulatedProvider, telemetry: Telemetry) -> None:
     transport = ModelHealthTransport(
         httpx.HTTPTransport(), provider="groq", gateway="my-proxy", **telemetry.options()
@@ -167,6 +173,7 @@ def test_provider_and_gateway_overrides(sim: SimulatedProvider, telemetry: Telem
     assert (key.provider, key.gateway) == ("groq", "my-proxy")
 
 
+@pytest.mark.integration
 def test_internal_error_leaves_the_call_untouched(
     sim: SimulatedProvider, telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -218,6 +225,7 @@ def test_instrument_client_async_and_rejects_other_objects(telemetry: Telemetry)
         instrument_client(object())
 
 
+@pytest.mark.integration
 def test_no_secret_or_prompt_reaches_telemetry(sim: SimulatedProvider, telemetry: Telemetry) -> None:
     prompt = "PROMPT-TEXT-must-not-leak-42"
     sim.script("gpt-4o", Fault.status(401, message=f"Incorrect API key provided: {API_KEY}"), times=1)
@@ -252,6 +260,7 @@ def test_no_secret_or_prompt_reaches_telemetry(sim: SimulatedProvider, telemetry
     assert prompt not in blob
 
 
+@pytest.mark.integration
 def test_capture_content_when_opted_in(sim: SimulatedProvider, telemetry: Telemetry) -> None:
     transport = ModelHealthTransport(httpx.HTTPTransport(), capture_content=True, **telemetry.options())
     with httpx.Client(transport=transport, base_url=sim.openai_base_url) as client:
@@ -267,6 +276,7 @@ def test_capture_content_when_opted_in(sim: SimulatedProvider, telemetry: Teleme
         assert outputs[0]["finish_reason"] == "stop"
 
 
+@pytest.mark.integration
 def test_concurrent_calls_are_measured_separately(sim: SimulatedProvider, telemetry: Telemetry) -> None:
     transport = ModelHealthTransport(httpx.HTTPTransport(), **telemetry.options())
     with httpx.Client(transport=transport, base_url=sim.openai_base_url) as client:
@@ -278,10 +288,11 @@ def test_concurrent_calls_are_measured_separately(sim: SimulatedProvider, teleme
             t.start()
         for t in threads:
             t.join()
-    assert telemetry.recorder.outcomes == [(Outcome.SUCCESS, None)] * 8
+    assert telemetry.recorder.verdicts == [(Outcome.SUCCESS, None)] * 8
     assert all(s.parent is None for s in telemetry.model_spans())
 
 
+@pytest.mark.integration
 def test_nests_with_opentelemetry_instrumentation_httpx(sim: SimulatedProvider, telemetry: Telemetry) -> None:
     from opentelemetry.instrumentation.httpx import SyncOpenTelemetryTransportHttpx2
 
@@ -312,7 +323,7 @@ def test_exception_whose_str_raises_is_reraised_and_recorded(telemetry: Telemetr
     with httpx.Client(transport=transport) as client, pytest.raises(httpx.ConnectError) as caught:
         client.post("https://api.openai.com/v1/chat/completions", json=CHAT)
     assert caught.value is error
-    assert telemetry.recorder.outcomes == [(Outcome.FAILURE, "connection_error")]
+    assert telemetry.recorder.verdicts == [(Outcome.FAILURE, "connection_error")]
     assert telemetry.recorder.records[0].kwargs["error_message"] == "_UnprintableConnectError"
 
 
@@ -352,6 +363,6 @@ def test_compressed_bodies_are_read_and_judged(
         assert client.post("https://api.openai.com/v1/chat/completions", json=CHAT).json()["id"] == "z-1"
         with pytest.raises(json.JSONDecodeError):  # the caller's own parse fails on the cut body
             client.post("https://api.openai.com/v1/chat/completions", json=CHAT).json()
-    assert telemetry.recorder.outcomes == [(Outcome.SUCCESS, None), (Outcome.FAILURE, "malformed_response")]
+    assert telemetry.recorder.verdicts == [(Outcome.SUCCESS, None), (Outcome.FAILURE, "malformed_response")]
     attributes = dict(telemetry.model_spans()[0].attributes or {})
     assert (attributes["gen_ai.usage.input_tokens"], attributes["gen_ai.usage.output_tokens"]) == (3, 4)

@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import httpx2
-from transport_kit import Telemetry
+import pytest
+from kit import Telemetry
 
 from otel_model_health.instrument.decorators import monitor, probe
 from otel_model_health.instrument.transport import instrument_client
 from otel_model_health.outcomes import Outcome
 from otel_model_health.testing import Fault, SimulatedProvider
+
+pytestmark = pytest.mark.integration  # the simulated provider on 127.0.0.1
 
 CHAT: Any = {"model": "gpt-4o", "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}
 

@@ -7,11 +7,13 @@ from typing import Any
 
 import openai
 import pytest
-from transport_kit import API_KEY, Telemetry
+from kit import API_KEY, Telemetry
 
 from otel_model_health.instrument.transport import instrument_client
 from otel_model_health.outcomes import Outcome
 from otel_model_health.testing import Fault, SimulatedProvider
+
+pytestmark = pytest.mark.integration  # the simulated provider on 127.0.0.1
 
 MESSAGES: Any = [{"role": "user", "content": "Say hello"}]
 
@@ -75,7 +77,7 @@ def test_sync_results_identical_and_spans_right(sim: SimulatedProvider, telemetr
         assert attrs["http.response.status_code"] == 200
         assert attrs["server.address"] == "127.0.0.1" and attrs["server.port"] == sim.port
     assert plain_span["gen_ai.request.stream"] is False and stream_span["gen_ai.request.stream"] is True
-    assert telemetry.recorder.outcomes == [(Outcome.SUCCESS, None)] * 2
+    assert telemetry.recorder.verdicts == [(Outcome.SUCCESS, None)] * 2
 
     metrics = telemetry.metrics()
     assert sum(p.count for p in metrics["gen_ai.client.operation.duration"]) == 2
@@ -105,7 +107,7 @@ async def test_async_results_identical(sim: SimulatedProvider, telemetry: Teleme
         "chat gpt-4o-mini",
         "embeddings text-embedding-3-small",
     ]
-    assert telemetry.recorder.outcomes == [(Outcome.SUCCESS, None)] * 3
+    assert telemetry.recorder.verdicts == [(Outcome.SUCCESS, None)] * 3
 
 
 def test_sdk_retry_after_503_is_one_failure_and_one_success(
@@ -114,7 +116,7 @@ def test_sdk_retry_after_503_is_one_failure_and_one_success(
     sim.script("gpt-4o", Fault.status(503), times=1)
     client = make_client(sim, telemetry, max_retries=1)
     client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
-    assert telemetry.recorder.outcomes == [(Outcome.FAILURE, "503"), (Outcome.SUCCESS, None)]
+    assert telemetry.recorder.verdicts == [(Outcome.FAILURE, "503"), (Outcome.SUCCESS, None)]
     first, second = (dict(s.attributes or {}) for s in telemetry.model_spans())
     assert first["error.type"] == "503" and "http.request.resend_count" not in first
     assert second["http.request.resend_count"] == 1
@@ -137,7 +139,7 @@ def test_error_statuses(
     sim.script("gpt-4o", fault, times=1)
     with pytest.raises(openai.APIStatusError):
         make_client(sim, telemetry).chat.completions.create(model="gpt-4o", messages=MESSAGES)
-    assert telemetry.recorder.outcomes == [expected]
+    assert telemetry.recorder.verdicts == [expected]
     record = telemetry.recorder.records[0]
     assert record.kwargs["status_code"] == status
     assert record.kwargs["error_message"]  # the provider's message, scrubbed
@@ -151,7 +153,7 @@ def test_404_of_a_model_that_worked_is_the_models_failure(
     sim.script("gpt-4o", Fault.model_not_found(), times=1)
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
-    assert telemetry.recorder.outcomes == [(Outcome.SUCCESS, None), (Outcome.FAILURE, "model_not_found")]
+    assert telemetry.recorder.verdicts == [(Outcome.SUCCESS, None), (Outcome.FAILURE, "model_not_found")]
     assert telemetry.model_spans()[1].attributes["model_health.outcome"] == "failure"
 
 
@@ -175,7 +177,7 @@ def test_timeout(sim: SimulatedProvider, telemetry: Telemetry) -> None:
             client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     finally:
         sim.release_hangs()
-    assert telemetry.recorder.outcomes == [(Outcome.FAILURE, "timeout")]
+    assert telemetry.recorder.verdicts == [(Outcome.FAILURE, "timeout")]
     span = telemetry.model_spans()[0]
     assert span.events and span.events[0].name == "exception"
 
@@ -190,7 +192,7 @@ def test_connection_refused(telemetry: Telemetry) -> None:
     )
     with pytest.raises(openai.APIConnectionError):
         client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
-    assert telemetry.recorder.outcomes == [(Outcome.FAILURE, "connection_error")]
+    assert telemetry.recorder.verdicts == [(Outcome.FAILURE, "connection_error")]
 
 
 def _stream(sim: SimulatedProvider, telemetry: Telemetry) -> list[Any]:
@@ -203,21 +205,21 @@ def test_reset_mid_stream(sim: SimulatedProvider, telemetry: Telemetry) -> None:
     sim.script("gpt-4o", Fault.reset(after_chunks=2), times=1)
     with pytest.raises(openai.APIConnectionError):
         _stream(sim, telemetry)
-    assert telemetry.recorder.outcomes == [(Outcome.FAILURE, "connection_error")]
+    assert telemetry.recorder.verdicts == [(Outcome.FAILURE, "connection_error")]
 
 
 def test_clean_end_without_done(sim: SimulatedProvider, telemetry: Telemetry) -> None:
     sim.script("gpt-4o", Fault.truncate(after_chunks=2), times=1)
     chunks = _stream(sim, telemetry)
     assert len(chunks) >= 2  # the SDK itself does not notice
-    assert telemetry.recorder.outcomes == [(Outcome.FAILURE, "incomplete_stream")]
+    assert telemetry.recorder.verdicts == [(Outcome.FAILURE, "incomplete_stream")]
 
 
 def test_error_event_in_stream(sim: SimulatedProvider, telemetry: Telemetry) -> None:
     sim.script("gpt-4o", Fault.stream_error(after_chunks=1, error_type="server_error"), times=1)
     with pytest.raises(openai.APIError):
         _stream(sim, telemetry)
-    assert telemetry.recorder.outcomes == [(Outcome.FAILURE, "server_error")]
+    assert telemetry.recorder.verdicts == [(Outcome.FAILURE, "server_error")]
     assert telemetry.metrics()["gen_ai.client.operation.time_to_first_chunk"]
 
 
@@ -225,7 +227,7 @@ def test_malformed_json_body(sim: SimulatedProvider, telemetry: Telemetry) -> No
     sim.script("gpt-4o", Fault.malformed_json(), times=1)
     with pytest.raises(Exception):  # noqa: B017 - the SDK's own parse error
         make_client(sim, telemetry).chat.completions.create(model="gpt-4o", messages=MESSAGES)
-    assert telemetry.recorder.outcomes == [(Outcome.FAILURE, "malformed_response")]
+    assert telemetry.recorder.verdicts == [(Outcome.FAILURE, "malformed_response")]
 
 
 def test_gzip_body_is_read(sim: SimulatedProvider, telemetry: Telemetry) -> None:
@@ -243,4 +245,4 @@ def test_early_close_is_cancelled(sim: SimulatedProvider, telemetry: Telemetry) 
     stream = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
     next(iter(stream))
     stream.close()
-    assert telemetry.recorder.outcomes == [(Outcome.NEUTRAL, "cancelled")]
+    assert telemetry.recorder.verdicts == [(Outcome.NEUTRAL, "cancelled")]

@@ -269,6 +269,7 @@ def test_body_copy_is_bounded() -> None:
         bodies.parse_json(b"{not json")
 
 
+@pytest.mark.integration
 def test_transport_module_imports_without_httpx() -> None:
     import subprocess
     import sys

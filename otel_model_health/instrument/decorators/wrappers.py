@@ -16,7 +16,7 @@ from __future__ import annotations
 import inspect
 import types
 from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from typing import Any, Final, TypeVar, overload
 
 import wrapt
 from opentelemetry import metrics, trace
@@ -28,6 +28,10 @@ from .call_plan import AttributesHook, CallPlan, KeyPart
 from .call_results import finish_exception
 from .generators import drive_async_generator, drive_generator
 from .stream_managers import observe_result
+
+# Set on every decorated callable: it records its own outcome (HealthMonitor.add reads it). wrapt keeps
+# ``_self_`` names on the proxy, not on the wrapped function, and its bound forms read them from there.
+MEASURED_MARKER: Final = "_self_otel_model_health_measured"
 
 _F = TypeVar("_F")
 Wrapper = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], Any]
@@ -146,6 +150,7 @@ def _make_decorator(
             meter_provider=meter_provider,
         )
         decorated: Any = wrapt.FunctionWrapper(wrapped, _wrapper_for(wrapped, plan))  # type: ignore[arg-type]
+        setattr(decorated, MEASURED_MARKER, True)
         return decorated  # type: ignore[no-any-return]
 
     if func is not None:
