@@ -20,7 +20,8 @@ from opentelemetry import metrics, trace
 from .. import semconv
 from .._internal import report_internal_error
 from ..health.types import CallResult, HealthRecorder, ModelHealthState
-from ..instrument.measurement import CallMeasurement, Instruments, instruments_for, start_call
+from ..instrument.instruments import Instruments, instruments_for
+from ..instrument.measurement import CallMeasurement, start_call
 from ..keys import DIRECT_GATEWAY, ModelKey
 from ..outcomes import TIMEOUT, Classification, Outcome
 from .schedule import ScheduledProbe
@@ -127,7 +128,7 @@ class RunOutcomes:
                 self._instruments,
                 key=p.key,
                 operation_name=p.operation_name,
-                mh_operation=semconv.OPERATION_HEALTH_CHECK,
+                health_operation=semconv.OPERATION_HEALTH_CHECK,
             )
         except Exception:
             report_internal_error("HealthMonitor.measurement")

@@ -7,7 +7,7 @@ import httpx
 import httpx2
 import openai
 import pytest
-from transport_kit import Telemetry
+from kit import Telemetry
 
 import otel_model_health
 from otel_model_health.instrument.transport import (
@@ -45,16 +45,18 @@ def test_the_original_transports_come_back(monkeypatch: pytest.MonkeyPatch, tele
     client.close()
 
 
+@pytest.mark.integration
 def test_calls_after_it_are_not_measured(sim: SimulatedProvider, telemetry: Telemetry) -> None:
     client = instrument_client(httpx2.Client(base_url=sim.openai_base_url), **telemetry.options())
     assert client.post("/chat/completions", json=CHAT).status_code == 200
     uninstrument_client(client)
     assert client.post("/chat/completions", json=CHAT).status_code == 200
     client.close()
-    assert telemetry.recorder.outcomes == [(Outcome.SUCCESS, None)]
+    assert telemetry.recorder.verdicts == [(Outcome.SUCCESS, None)]
     assert len(telemetry.model_spans()) == 1
 
 
+@pytest.mark.integration
 def test_a_stream_started_before_still_ends_its_measurement(
     sim: SimulatedProvider, telemetry: Telemetry
 ) -> None:
@@ -64,7 +66,7 @@ def test_a_stream_started_before_still_ends_its_measurement(
         body = response.read()
     client.close()
     assert b"[DONE]" in body
-    assert telemetry.recorder.outcomes == [(Outcome.SUCCESS, None)]
+    assert telemetry.recorder.verdicts == [(Outcome.SUCCESS, None)]
 
 
 async def test_async_clients_and_never_instrumented_ones(telemetry: Telemetry) -> None:
