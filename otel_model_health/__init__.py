@@ -15,7 +15,8 @@ from ._version import __version__
 # Imported eagerly on purpose: the submodule `configure` has the same name as the function, and a lazy
 # import would leave the package attribute `configure` pointing at the module. configure.py imports only
 # core dependencies (opentelemetry-api), so this stays cheap.
-from .configure import ModelHealth, configure
+from .configure import configure
+from .handle import ModelHealth
 from .settings import ConfigurationError
 
 if TYPE_CHECKING:

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any, cast
 
-from ..configure import ModelHealth, configure
+from ..configure import configure
+from ..handle import ModelHealth
 from ..health.types import BreakerConfig
 from ..settings import ENV_ENDPOINT, signal_env
 

@@ -15,7 +15,7 @@ import pytest
 from blackholes import AnsweringServer, NeverAccepting, SilentServer
 from otlp_receivers import OtelTap, free_port, oteltap_fixture, run_child  # noqa: F401  (fixture)
 
-from otel_model_health.configure import EXIT_TIMEOUT_S
+from otel_model_health.handle import EXIT_TIMEOUT_S
 
 pytestmark = pytest.mark.integration
 
