@@ -98,7 +98,7 @@ def _build(settings: Settings, options: Options) -> ModelHealth:
     span_exporter = metric_exporter = None
     if not settings.sdk_disabled:
         # The otlp module and the SDK's metrics (~11 ms of imports) load only when configure() runs.
-        from . import otlp
+        from . import otlp  # noqa: PLC0415
 
         if settings.traces is not None and tracer_provider is None and _is_unset(trace.get_tracer_provider()):
             span_exporter = otlp.span_exporter(settings.traces)
@@ -209,8 +209,8 @@ def _create_tracer_provider(resource: Resource, exporter: Any, set_global: bool)
 
 def _create_meter_provider(resource: Resource, exporter: Any, settings: Settings) -> SdkMeterProvider:
     # Imported here for the same ~11 ms as the otlp module (see _build).
-    from opentelemetry.sdk.metrics import MeterProvider
-    from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+    from opentelemetry.sdk.metrics import MeterProvider  # noqa: PLC0415
+    from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader  # noqa: PLC0415
 
     readers: list[MetricReader] = []
     if exporter is not None:

@@ -51,7 +51,7 @@ def default_registry() -> HealthRegistry:
     if registry is not None:
         return registry
     # First use only: `import otel_model_health` stays cheap for apps that never record.
-    from .health.registry import HealthRegistry
+    from .health.registry import HealthRegistry  # noqa: PLC0415
 
     with _lock:
         if _registry is None:

@@ -357,7 +357,7 @@ class HealthRegistry:
     def summary(self, *, provider: str | None = None) -> dict[str, Any]:
         """The /health JSON document (docs/health-endpoint.md); built by ``health_document``."""
         # The document is presentation and lives next to the ASGI app; this entry point stays for the API.
-        from ..health_document import health_document
+        from ..health_document import health_document  # noqa: PLC0415
 
         return health_document(self, provider=provider)
 
