@@ -102,6 +102,7 @@ class ModelState:
         "err_at",
         "err_latency",
         "err_message",
+        "err_scrubbed",
         "err_status",
         "err_type",
         "first_seen",
@@ -128,7 +129,8 @@ class ModelState:
         self.last_operation = semconv.OPERATION_INFERENCE
         self.last_failure: float | None = None
         self.err_type: str | None = None
-        self.err_message: str | None = None  # kept raw (bounded), scrubbed when read
+        self.err_message: str | None = None  # kept raw (bounded): scrubbing is off the record path ...
+        self.err_scrubbed: str | None = None  # ... and done once, by the first read of that message
         self.err_status: int | None = None
         self.err_latency: float | None = None
         self.err_at: float | None = None  # None: no error seen yet
@@ -286,9 +288,11 @@ class ModelState:
                     totals[(op, OUTCOMES[i])] = n
         last_error = None
         if self.err_at is not None:
+            if self.err_message and self.err_scrubbed is None:
+                self.err_scrubbed = scrub(self.err_message)
             last_error = ErrorInfo(
                 error_type=self.err_type,
-                message=scrub(self.err_message) if self.err_message else None,
+                message=self.err_scrubbed if self.err_message else None,
                 status_code=self.err_status,
                 latency_s=self.err_latency,
                 at=wall(self.err_at),
@@ -338,6 +342,7 @@ class ModelState:
         self.err_type = result.error_type
         message = result.error_message
         self.err_message = str(message)[:_MAX_RAW_MESSAGE] if message else None
+        self.err_scrubbed = None
         self.err_status = result.status_code
         self.err_latency = result.latency_s
         self.err_at = now
