@@ -16,7 +16,7 @@ from __future__ import annotations
 import inspect
 import types
 from collections.abc import Callable
-from typing import Any, Final, TypeVar, overload
+from typing import Any, Final, TypedDict, TypeVar, Unpack, overload
 
 import wrapt
 from opentelemetry import metrics, trace
@@ -121,33 +121,38 @@ def _wrapper_for(wrapped: Any, plan: CallPlan) -> Wrapper:
     return _sync_wrapper(plan)
 
 
-def _make_decorator(
-    func: Any,
-    *,
-    health_operation: str,
-    model: KeyPart,
-    provider: KeyPart,
-    gateway: KeyPart,
-    operation_name: str,
-    attributes: AttributesHook | None,
-    registry: HealthRecorder | None,
-    tracer_provider: trace.TracerProvider | None,
-    meter_provider: metrics.MeterProvider | None,
-) -> Any:
+class DecoratorOptions(TypedDict, total=False):
+    """The options ``monitor`` and ``probe`` share (declared once; see their docstring)."""
+
+    model: KeyPart
+    provider: KeyPart
+    gateway: KeyPart
+    operation: str  # gen_ai.operation.name
+    attributes: AttributesHook | None
+    registry: HealthRecorder | None
+    tracer_provider: trace.TracerProvider | None
+    meter_provider: metrics.MeterProvider | None
+
+
+def _make_decorator(func: Any, health_operation: str, options: DecoratorOptions) -> Any:
+    unknown = set(options) - set(DecoratorOptions.__annotations__)
+    if unknown:
+        raise TypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
+
     def decorate(wrapped: _F) -> _F:
         if not callable(unwrap_descriptor(wrapped)):
             raise TypeError(f"cannot decorate {wrapped!r}: not callable")
         plan = CallPlan(
             wrapped,
-            model=model,
-            provider=provider,
-            gateway=gateway,
-            operation_name=operation_name,
+            model=options.get("model"),
+            provider=options.get("provider"),
+            gateway=options.get("gateway"),
+            operation_name=options.get("operation", semconv.OP_CHAT),
             health_operation=health_operation,
-            attributes=attributes,
-            registry=registry,
-            tracer_provider=tracer_provider,
-            meter_provider=meter_provider,
+            attributes=options.get("attributes"),
+            registry=options.get("registry"),
+            tracer_provider=options.get("tracer_provider"),
+            meter_provider=options.get("meter_provider"),
         )
         decorated: Any = wrapt.FunctionWrapper(wrapped, _wrapper_for(wrapped, plan))  # type: ignore[arg-type]
         setattr(decorated, MEASURED_MARKER, True)
@@ -163,54 +168,21 @@ def monitor(func: _F, /) -> _F: ...
 
 
 @overload
-def monitor(
-    *,
-    model: KeyPart = None,
-    provider: KeyPart = None,
-    gateway: KeyPart = None,
-    operation: str = semconv.OP_CHAT,
-    attributes: AttributesHook | None = None,
-    registry: HealthRecorder | None = None,
-    tracer_provider: trace.TracerProvider | None = None,
-    meter_provider: metrics.MeterProvider | None = None,
-) -> Callable[[_F], _F]: ...
+def monitor(**options: Unpack[DecoratorOptions]) -> Callable[[_F], _F]: ...
 
 
-def monitor(
-    func: Any = None,
-    /,
-    *,
-    model: KeyPart = None,
-    provider: KeyPart = None,
-    gateway: KeyPart = None,
-    operation: str = semconv.OP_CHAT,
-    attributes: AttributesHook | None = None,
-    registry: HealthRecorder | None = None,
-    tracer_provider: trace.TracerProvider | None = None,
-    meter_provider: metrics.MeterProvider | None = None,
-) -> Any:
+def monitor(func: Any = None, /, **options: Unpack[DecoratorOptions]) -> Any:
     """Measure every call of the decorated callable as one inference call of a model.
 
     ``model``, ``provider`` and ``gateway`` are each a string or a callable receiving the call's
     ``CallArgs``. Without ``model``, the call's ``model`` argument is used (``"unknown"`` when there is
     none); without ``provider``, the SDK package the function comes from (``openai``, ``anthropic``
-    ...) or ``"unknown"``; without ``gateway``, ``"direct"``. ``operation`` is ``gen_ai.operation.name``.
-    ``attributes`` returns extra span attributes for a call. ``registry``, ``tracer_provider`` and
-    ``meter_provider`` default to those of ``configure()``, else the global ones. Usable bare
-    (``@monitor``) or with arguments (``@monitor(provider="openai")``). See docs/decorators.md.
+    ...) or ``"unknown"``; without ``gateway``, ``"direct"``. ``operation`` is ``gen_ai.operation.name``
+    (default ``chat``). ``attributes`` returns extra span attributes for a call. ``registry``,
+    ``tracer_provider`` and ``meter_provider`` default to those of ``configure()``, else the global ones.
+    Usable bare (``@monitor``) or with arguments (``@monitor(provider="openai")``). See docs/decorators.md.
     """
-    return _make_decorator(
-        func,
-        health_operation=semconv.OPERATION_INFERENCE,
-        model=model,
-        provider=provider,
-        gateway=gateway,
-        operation_name=operation,
-        attributes=attributes,
-        registry=registry,
-        tracer_provider=tracer_provider,
-        meter_provider=meter_provider,
-    )
+    return _make_decorator(func, semconv.OPERATION_INFERENCE, options)
 
 
 @overload
@@ -218,42 +190,9 @@ def probe(func: _F, /) -> _F: ...
 
 
 @overload
-def probe(
-    *,
-    model: KeyPart = None,
-    provider: KeyPart = None,
-    gateway: KeyPart = None,
-    operation: str = semconv.OP_CHAT,
-    attributes: AttributesHook | None = None,
-    registry: HealthRecorder | None = None,
-    tracer_provider: trace.TracerProvider | None = None,
-    meter_provider: metrics.MeterProvider | None = None,
-) -> Callable[[_F], _F]: ...
+def probe(**options: Unpack[DecoratorOptions]) -> Callable[[_F], _F]: ...
 
 
-def probe(
-    func: Any = None,
-    /,
-    *,
-    model: KeyPart = None,
-    provider: KeyPart = None,
-    gateway: KeyPart = None,
-    operation: str = semconv.OP_CHAT,
-    attributes: AttributesHook | None = None,
-    registry: HealthRecorder | None = None,
-    tracer_provider: trace.TracerProvider | None = None,
-    meter_provider: metrics.MeterProvider | None = None,
-) -> Any:
+def probe(func: Any = None, /, **options: Unpack[DecoratorOptions]) -> Any:
     """Like ``monitor``, for health-check calls: ``model_health.operation`` is ``health_check``."""
-    return _make_decorator(
-        func,
-        health_operation=semconv.OPERATION_HEALTH_CHECK,
-        model=model,
-        provider=provider,
-        gateway=gateway,
-        operation_name=operation,
-        attributes=attributes,
-        registry=registry,
-        tracer_provider=tracer_provider,
-        meter_provider=meter_provider,
-    )
+    return _make_decorator(func, semconv.OPERATION_HEALTH_CHECK, options)
