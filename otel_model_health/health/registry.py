@@ -48,6 +48,8 @@ from .types import (
 _SUCCESS: Final = Outcome.SUCCESS
 _OPENED: Final = frozenset({TransitionKind.BREAKER_OPENED, TransitionKind.HALF_OPEN_FAILED})
 
+_new_tuple: Final = tuple.__new__
+
 # Registries alive in this process, so a forked child can give each fresh locks.
 _REGISTRIES: Final[weakref.WeakSet[HealthRegistry]] = weakref.WeakSet()
 
@@ -155,9 +157,10 @@ class HealthRegistry:
     ) -> None:
         """Record one model call's outcome (for clients on neither httpx nor httpx2: Bedrock, gRPC …).
         ``operation`` is ``model_health.operation``: ``inference`` or ``health_check``. Never raises."""
-        self.record_result(
-            key,
-            CallResult(
+        # tuple.__new__ directly: a NamedTuple's own __new__ is a Python function, a third of this call.
+        result = _new_tuple(
+            CallResult,
+            (
                 outcome,
                 operation,
                 error_type,
@@ -169,6 +172,7 @@ class HealthRegistry:
                 span_context,
             ),
         )
+        self.record_result(key, result)
 
     def record_result(self, key: ModelKey, result: CallResult) -> None:
         """Record one model call's result. Never raises."""

@@ -21,6 +21,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from otel_model_health import HealthRegistry, ModelHealthSpanProcessor, monitor, semconv
 from otel_model_health.health.metrics import register_health_metrics
+from otel_model_health.health.types import CallResult
 from otel_model_health.keys import ModelKey
 from otel_model_health.outcomes import Outcome
 
@@ -171,6 +172,16 @@ def _record_loop(registry: HealthRegistry, key: ModelKey, outcome: Outcome, **kw
     return run
 
 
+def _record_result_loop(registry: HealthRegistry, key: ModelKey, result: CallResult) -> Workload:
+    record_result = registry.record_result
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            record_result(key, result)
+
+    return run
+
+
 def _on_end_loop(processor: ModelHealthSpanProcessor, span: ReadableSpan) -> Workload:
     on_end = processor.on_end
 
@@ -284,6 +295,10 @@ def bench_health(scale: Scale, providers: Providers) -> Results:
         "empty": _empty_loop,
         "raising": _raising_loop,
         "record success": _record_loop(registry, ok_key, Outcome.SUCCESS),
+        # What the instrumentation calls: the CallResult is built once per call by the measurement.
+        "record_result success": _record_result_loop(
+            registry, ok_key, CallResult(Outcome.SUCCESS, latency_s=0.25)
+        ),
         "record failure": _record_loop(
             registry,
             bad_key,
