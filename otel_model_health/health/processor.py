@@ -60,6 +60,7 @@ _MAX_CACHED_KEYS: Final = 1024
 # GenAI operations that are not a model call (agent and tool spans): never counted themselves.
 _NOT_MODEL_CALLS: Final = frozenset({"execute_tool", "invoke_agent", "create_agent"})
 
+_new_tuple: Final = tuple.__new__
 _ERROR: Final = StatusCode.ERROR  # a module constant: an enum member read through its class costs a lookup
 _NO_ATTRIBUTES: Final[Mapping[str, Any]] = MappingProxyType({})
 # The SDK's property: ``MappingProxyType(self._attributes or {})``.
@@ -197,9 +198,10 @@ class ModelHealthSpanProcessor(SpanProcessor):
         start, end = span.start_time, span.end_time
         latency_s = (end - start) / 1e9 if start is not None and end is not None and end >= start else None
         status_code = get(HTTP_RESPONSE_STATUS_CODE)
-        registry.record_result(
-            key,
-            CallResult(
+        # tuple.__new__ directly: a NamedTuple's own __new__ is a Python function (this runs per span).
+        result: CallResult = _new_tuple(
+            CallResult,
+            (
                 outcome,
                 OPERATION_INFERENCE,
                 error_type,
@@ -211,6 +213,7 @@ class ModelHealthSpanProcessor(SpanProcessor):
                 context,
             ),
         )
+        registry.record_result(key, result)
         return True
 
     def _new_key(self, provider: str, model: str, host: str | None, gateway: str | None) -> ModelKey:
