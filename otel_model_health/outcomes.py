@@ -223,14 +223,17 @@ def classify_span(attributes: Mapping[str, Any], *, status_is_error: bool) -> Cl
     return SUCCESS
 
 
-def not_the_models_failure(classification: Classification, *, model_known: bool) -> Classification:
+def not_the_models_failure(
+    classification: Classification, *, health_operation: str, has_succeeded: Callable[[], bool]
+) -> Classification:
     """A 404 "model not found" is the model's failure only for a known model: one that has worked before
-    (then removed, deprecated) or that the operator probes; for any other it is the caller's typo or
-    made-up name."""
+    (then removed, deprecated) or that a probe checks (an operator probes the models that must exist);
+    for any other it is the caller's typo or made-up name. ``has_succeeded`` is asked only for a 404."""
     if (
         classification.error_type == MODEL_NOT_FOUND
         and classification.outcome is Outcome.FAILURE
-        and not model_known
+        and health_operation != semconv.OPERATION_HEALTH_CHECK
+        and not has_succeeded()
     ):
         return Classification(Outcome.UNKNOWN_MODEL, MODEL_NOT_FOUND)
     return classification

@@ -15,7 +15,7 @@ from typing import Final, NamedTuple, TypeAlias
 
 from .. import semconv
 from ..keys import ModelKey
-from ..outcomes import MODEL_NOT_FOUND, Outcome
+from ..outcomes import MODEL_NOT_FOUND, Classification, Outcome, not_the_models_failure
 from ..redact import MAX_MESSAGE_LENGTH, scrub
 from .breaker import CLOSED, HALF_OPEN, OPEN, Breaker, RandomSource
 from .types import (
@@ -78,19 +78,18 @@ _CALLERS_MISTAKES: Final = frozenset({Outcome.UNKNOWN_MODEL, Outcome.AUTH_ERROR}
 
 def callers_mistake(result: CallResult, state: ModelState | None) -> Outcome | None:
     """The outcome to count when ``result`` is the caller's mistake rather than the model's health, else
-    None. A 404 "model not found" is the model's failure only for a known model: one that succeeded before,
-    or one a probe checks (an operator probes the models that must exist)."""
+    None (``outcomes.not_the_models_failure`` says when a 404 is)."""
     outcome = result.outcome
     if outcome in _CALLERS_MISTAKES:
         return outcome
-    if (
-        outcome is _FAILURE
-        and result.error_type == MODEL_NOT_FOUND
-        and result.health_operation != semconv.OPERATION_HEALTH_CHECK
-        and (state is None or not state.has_succeeded())
-    ):
-        return Outcome.UNKNOWN_MODEL
-    return None
+    if result.error_type != MODEL_NOT_FOUND:  # checked first: no allocation on other failures
+        return None
+    verdict = not_the_models_failure(
+        Classification(outcome, result.error_type),
+        health_operation=result.health_operation,
+        has_succeeded=lambda: state is not None and state.has_succeeded(),
+    )
+    return verdict.outcome if verdict.outcome is Outcome.UNKNOWN_MODEL else None
 
 
 class ModelState:

@@ -231,12 +231,12 @@ class CallMeasurement:
                 stream_end=end.get("stream_end"),
                 stream_error_type=end.get("stream_error_type"),
             )
-        if classification.error_type == MODEL_NOT_FOUND:
-            # A probe names a model the operator depends on: its 404 is always the model's failure.
+        if classification.error_type == MODEL_NOT_FOUND:  # checked first: no closure on other calls
+            key = self.key
             classification = not_the_models_failure(
                 classification,
-                model_known=self.health_operation == semconv.OPERATION_HEALTH_CHECK
-                or inst.recorder.has_succeeded(self.key),
+                health_operation=self.health_operation,
+                has_succeeded=lambda: inst.recorder.has_succeeded(key),
             )
         outcome, error_type = classification
         message = end.get("error_message")

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from blackholes import AnsweringServer, NeverAccepting, SilentServer
+from kit.blackholes import AnsweringServer, NeverAccepting, SilentServer
 from otlp_receivers import OtelTap, free_port, oteltap_fixture, run_child  # noqa: F401  (fixture)
 
 from otel_model_health.handle import EXIT_TIMEOUT_S

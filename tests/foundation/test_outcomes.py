@@ -151,22 +151,36 @@ def test_sdk_quota_error_is_the_accounts() -> None:
 
 
 @pytest.mark.parametrize(
-    ("classification", "known", "expected"),
+    ("classification", "operation", "succeeded", "expected"),
     [
         (
             Classification(F, "model_not_found"),
+            "inference",
             False,
             Classification(Outcome.UNKNOWN_MODEL, "model_not_found"),
         ),
-        (Classification(F, "model_not_found"), True, Classification(F, "model_not_found")),
-        (Classification(F, "503"), False, Classification(F, "503")),
-        (Classification(N, "model_not_found"), False, Classification(N, "model_not_found")),
+        (Classification(F, "model_not_found"), "inference", True, Classification(F, "model_not_found")),
+        # a probed model must exist: its 404 is the model's failure even before any success
+        (Classification(F, "model_not_found"), "health_check", False, Classification(F, "model_not_found")),
+        (Classification(F, "503"), "inference", False, Classification(F, "503")),
+        (Classification(N, "model_not_found"), "inference", False, Classification(N, "model_not_found")),
     ],
 )
 def test_not_the_models_failure(
-    classification: Classification, known: bool, expected: Classification
+    classification: Classification, operation: str, succeeded: bool, expected: Classification
 ) -> None:
-    assert not_the_models_failure(classification, model_known=known) == expected
+    asked: list[bool] = []
+
+    def has_succeeded() -> bool:
+        asked.append(True)
+        return succeeded
+
+    verdict = not_the_models_failure(classification, health_operation=operation, has_succeeded=has_succeeded)
+    assert verdict == expected
+    # the registry is asked only when the answer matters
+    assert bool(asked) == (
+        classification == Classification(F, "model_not_found") and operation == "inference"
+    )
 
 
 def test_exception_wins_over_status() -> None:

@@ -295,6 +295,9 @@ def compress_stream(events: list[bytes], encoding: str) -> list[bytes]:
             out.append(bytes(bcomp.process(event)) + bytes(bcomp.flush()))
         out.append(bytes(bcomp.finish()))
         return out
+    if encoding == "zstd":  # one frame per event, as a server flushing each event as a frame would
+        zcomp = zstandard.ZstdCompressor()
+        return [bytes(zcomp.compress(event)) for event in events]
     raise ValueError(encoding)
 
 
@@ -320,6 +323,13 @@ def _compressed_json(encoding: str) -> Responder:
         return with_length(200, "application/json", body, encoding=encoding)
 
     return respond
+
+
+def _zstd_many_frames(request: Request) -> list[bytes]:
+    """One real frame, then thousands of empty ones (decoding them frame by frame is quadratic)."""
+    body = compress(json.dumps(normal_body(request)).encode(), "zstd")
+    empty = compress(b"", "zstd")
+    return with_length(200, "application/json", body + empty * (60_000 // len(empty)), encoding="zstd")
 
 
 _GARBAGE: Final = b"this is not gzip data at all \x00\x01\x02\xff\xfe" * 8
@@ -453,6 +463,8 @@ CASES: Final[dict[str, Responder]] = {
     "json-deflate": _compressed_json("deflate"),
     "json-br": _compressed_json("br"),
     "json-zstd": _compressed_json("zstd"),
+    "sse-zstd": _compressed_sse("zstd"),
+    "json-zstd-many-frames": _zstd_many_frames,
     "corrupt-gzip": _corrupt_gzip,
     "sse-invalid-utf8": _invalid_utf8,
     "sse-huge-line": _huge_line,

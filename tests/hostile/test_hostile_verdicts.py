@@ -70,11 +70,14 @@ CASES: Final = (
     Case("sse-gzip", "sse-gzip", STREAM_ONLY, "success", None, usage=True),
     Case("sse-deflate", "sse-deflate", STREAM_ONLY, "success", None, usage=True),
     Case("sse-br", "sse-br", STREAM_ONLY, "success", None, usage=True),
+    Case("sse-zstd", "sse-zstd", STREAM_ONLY, "success", None, usage=True),
     # Content-Encoding on a complete JSON body.
     Case("json-gzip", "json-gzip", JSON_ONLY, "success", None, usage=True),
     Case("json-deflate", "json-deflate", JSON_ONLY, "success", None, usage=True),
     Case("json-br", "json-br", JSON_ONLY, "success", None, usage=True),
     Case("json-zstd", "json-zstd", JSON_ONLY, "success", None, usage=True),
+    # Past our decoding budget the body is not read (bounded work), so no usage: judged by its status.
+    Case("json-zstd-many-frames", "json-zstd-many-frames", JSON_ONLY, "success", None),
     # Bodies the caller cannot read.
     Case("corrupt-gzip", "corrupt-gzip", BOTH, "failure", "malformed_response"),
     Case("sse-invalid-utf8", "sse-invalid-utf8", STREAM_ONLY, "failure", "malformed_response"),

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import sentry_sdk
 from bugsink_server import CapturingTransport, capturing_sentry, make_transition
+from kit.blackholes import SilentServer
 
 from otel_model_health._internal import internal_error_count
 from otel_model_health.health.types import TransitionKind
@@ -129,48 +130,14 @@ def test_dsn_on_a_closed_port(bridge: SentryBridge) -> None:
         close_real_sentry()
 
 
-class SilentServer:
-    """Accepts connections, reads nothing, answers nothing, until released."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port: int = self.sock.getsockname()[1]
-        self.accepted = threading.Event()
-        self.release = threading.Event()
-        self.conns: list[socket.socket] = []
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        self.sock.settimeout(0.05)
-        while not self.release.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.conns.append(conn)
-            self.accepted.set()
-
-    def close(self) -> None:
-        self.release.set()
-        self.thread.join(5)
-        for conn in self.conns:
-            conn.close()
-        self.sock.close()
-
-
 @pytest.mark.integration
 def test_dsn_on_a_server_that_never_answers(bridge: SentryBridge) -> None:
     server = SilentServer()
     real_sentry(f"http://public@127.0.0.1:{server.port}/1")
     try:
         bridge(make_transition(K.BREAKER_OPENED))  # returns: the send happens elsewhere
-        assert not server.release.is_set()  # the server has not been let go ...
-        assert server.accepted.wait(10)  # ... and the SDK's request is stuck in it
+        assert not server.closed  # the server has not been let go ...
+        assert server.first_accepted.wait(10)  # ... and the SDK's request is stuck in it
         bridge(make_transition(K.HALF_OPEN_FAILED))  # a second incident step still returns
         assert bridge.dropped == 0
     finally:
@@ -205,8 +172,8 @@ def test_instrumented_calls_return_while_sentry_hangs() -> None:
                 complete("gpt-4o")
         state = registry.get(provider="openai", model="gpt-4o")
         assert state is not None and state.breaker_state.value == "open"
-        assert server.accepted.wait(10)  # the SDK's send is stuck in the silent server ...
-        assert not server.release.is_set()  # ... which has not been let go: the calls did not wait for it
+        assert server.first_accepted.wait(10)  # the SDK's send is stuck in the silent server ...
+        assert not server.closed  # ... which has not been let go: the calls did not wait for it
         assert bridge.dropped == 0
     finally:
         server.close()

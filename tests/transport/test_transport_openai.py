@@ -246,3 +246,35 @@ def test_early_close_is_cancelled(sim: SimulatedProvider, telemetry: Telemetry) 
     next(iter(stream))
     stream.close()
     assert telemetry.recorder.verdicts == [(Outcome.NEUTRAL, "cancelled")]
+
+
+class CallersOwnError(ValueError):
+    """A ValueError of the caller's own code: the kind of error the SDK raises when it cannot decode."""
+
+
+def test_callers_own_error_inside_the_stream_is_a_cancellation(
+    sim: SimulatedProvider, telemetry: Telemetry
+) -> None:
+    """Only a decoding error raised in the frame that closes the response is the model's failure; a
+    caller's exception leaving its own `with` block early is the caller giving up."""
+    client = make_client(sim, telemetry)
+    with (
+        pytest.raises(CallersOwnError),
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True) as stream,
+    ):
+        for _chunk in stream:
+            raise CallersOwnError("my own parsing failed")
+    assert telemetry.recorder.verdicts == [(Outcome.NEUTRAL, "cancelled")]
+
+
+async def test_callers_own_error_inside_an_async_stream_is_a_cancellation(
+    sim: SimulatedProvider, telemetry: Telemetry
+) -> None:
+    client = make_async_client(sim, telemetry)
+    with pytest.raises(CallersOwnError):
+        async with await client.chat.completions.create(
+            model="gpt-4o", messages=MESSAGES, stream=True
+        ) as stream:
+            async for _chunk in stream:
+                raise CallersOwnError("my own parsing failed")
+    assert telemetry.recorder.verdicts == [(Outcome.NEUTRAL, "cancelled")]

@@ -1,6 +1,6 @@
-"""Backends on 127.0.0.1 that hang, and one that answers, for the shutdown and flush tests.
+"""Backends on 127.0.0.1 that hang, and one that answers (shutdown, flush and Sentry fault tests).
 
-- ``SilentServer``: accepts every connection, reads nothing, answers nothing.
+- ``SilentServer``: accepts every connection, reads nothing, answers nothing, until closed.
 - ``NeverAccepting``: a listening port whose connections are never accepted (the kernel queues the first
   one; later ones get no answer to their SYN).
 - ``AnsweringServer``: answers 200 ``{}`` to every request, counting them (a Sentry that works).
@@ -21,6 +21,7 @@ class SilentServer:
         self.sock.listen(16)
         self.port: int = self.sock.getsockname()[1]
         self.conns: list[socket.socket] = []
+        self.first_accepted = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="silent-server", daemon=True)
         self._thread.start()
@@ -35,10 +36,15 @@ class SilentServer:
             except OSError:
                 return
             self.conns.append(conn)
+            self.first_accepted.set()
 
     @property
     def accepted(self) -> int:
         return len(self.conns)
+
+    @property
+    def closed(self) -> bool:
+        return self._stop.is_set()
 
     def close(self) -> None:
         self._stop.set()
