@@ -1,6 +1,7 @@
 """What a decorated call returned or raised, turned into the end of its measurement.
 
-``finish_exception`` and ``finish_response`` end a measurement; ``result_kind`` tells, once per
+``finish_exception`` and ``finish_response`` end a measurement; ``CallStep`` runs one step of the
+user's call with the call's span current and ends the call on an exception; ``result_kind`` tells, once per
 return type, whether a return value is a complete response or a stream the caller still has to read.
 None of these raise: telemetry errors are reported and swallowed.
 """
@@ -162,3 +163,33 @@ def finish_cancelled(m: CallMeasurement, info: ResponseInfo | None) -> None:
     if info is not None:
         apply_info(m, info)
     m.finish(stream_end=StreamEnd.CANCELLED)
+
+
+class CallStep:
+    """``with CallStep(m):`` is one step of the user's call (the call itself, an ``await``, one step of
+    its stream): the call's span is current inside it, and an exception leaving it ends the call. The
+    exception is never suppressed, so the caller gets the same object with the same traceback.
+    ``CallStep(None)`` (a call that is not measured) does nothing."""
+
+    __slots__ = ("_token", "m")
+
+    def __init__(self, m: CallMeasurement | None) -> None:
+        self.m = m
+        self._token: object | None = None
+
+    def __enter__(self) -> None:
+        m = self.m
+        if m is not None and not m.done:
+            self._token = m.activate()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        m = self.m
+        if m is None:
+            return
+        m.deactivate(self._token)
+        self._token = None
+        if exc is not None:
+            self.raised(exc_type, exc)
+
+    def raised(self, exc_type: type[BaseException] | None, exc: BaseException) -> None:
+        finish_exception(self.m, exc)  # type: ignore[arg-type]  # only called with a measurement
