@@ -1,7 +1,7 @@
 """What a decorated call returned or raised, turned into the end of its measurement.
 
-``finish_exception`` and ``finish_response`` end a measurement; ``CallStep`` runs one step of the
-user's call with the call's span current and ends the call on an exception; ``result_kind`` tells, once per
+``finish_exception`` and ``finish_response`` end a measurement (``DecoratedCallStep`` calls the former
+when a step of the call raises); ``result_kind`` tells, once per
 return type, whether a return value is a complete response or a stream the caller still has to read.
 None of these raise: telemetry errors are reported and swallowed.
 """
@@ -16,6 +16,7 @@ from typing import Final
 
 from ..._internal import guarded, report_internal_error
 from ...outcomes import StreamEnd, parse_retry_after
+from ..call_step import CallStep
 from ..measurement import CallMeasurement
 from ..responses import ResponseInfo, read_response
 
@@ -165,31 +166,10 @@ def finish_cancelled(m: CallMeasurement, info: ResponseInfo | None) -> None:
     m.finish(stream_end=StreamEnd.CANCELLED)
 
 
-class CallStep:
-    """``with CallStep(m):`` is one step of the user's call (the call itself, an ``await``, one step of
-    its stream): the call's span is current inside it, and an exception leaving it ends the call. The
-    exception is never suppressed, so the caller gets the same object with the same traceback.
-    ``CallStep(None)`` (a call that is not measured) does nothing."""
+class DecoratedCallStep(CallStep):
+    """A step of a decorated call: an SDK error also carries the status code and ``Retry-After``."""
 
-    __slots__ = ("_token", "m")
+    __slots__ = ()
 
-    def __init__(self, m: CallMeasurement | None) -> None:
-        self.m = m
-        self._token: object | None = None
-
-    def __enter__(self) -> None:
-        m = self.m
-        if m is not None and not m.done:
-            self._token = m.activate()
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        m = self.m
-        if m is None:
-            return
-        m.deactivate(self._token)
-        self._token = None
-        if exc is not None:
-            self.raised(exc_type, exc)
-
-    def raised(self, exc_type: type[BaseException] | None, exc: BaseException) -> None:
-        finish_exception(self.m, exc)  # type: ignore[arg-type]  # only called with a measurement
+    def raised(self, m: CallMeasurement, exc_type: type[BaseException] | None, exc: BaseException) -> None:
+        finish_exception(m, exc)

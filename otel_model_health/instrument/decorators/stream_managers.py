@@ -16,7 +16,7 @@ import wrapt
 
 from ..._internal import guarded
 from ..measurement import CallMeasurement
-from .call_results import CallStep, ResultKind, finish_response, result_kind
+from .call_results import DecoratedCallStep, ResultKind, finish_response, result_kind
 from .generators import drive_async_generator, drive_generator
 from .streams import (
     AsyncManagedStreamProxy,
@@ -188,7 +188,7 @@ class AwaitableProxy(wrapt.ObjectProxy[Any]):
 
 
 def _await(awaitable: Any, m: CallMeasurement) -> Generator[Any, Any, Any]:
-    with CallStep(m):
+    with DecoratedCallStep(m):
         result = yield from awaitable.__await__()
     if m.done:
         return result

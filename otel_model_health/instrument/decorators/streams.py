@@ -23,9 +23,10 @@ from typing import Any, Final
 import wrapt
 
 from ..._internal import guarded, report_internal_error
+from ..call_step import CallStep
 from ..measurement import CallMeasurement
 from ..responses import ResponseInfo, read_response, read_stream_event
-from .call_results import CallStep, finish_cancelled, finish_complete, finish_exception
+from .call_results import finish_cancelled, finish_complete, finish_exception
 
 # Properties of SDK streams holding the accumulated message (read when the stream was consumed by
 # the SDK itself, so its events never passed through the proxy).
@@ -48,7 +49,7 @@ class StreamObserver(CallStep):
         self.source = source  # the stream whose SDK snapshot is read when it is exhausted
         self._first = True
 
-    def raised(self, exc_type: type[BaseException] | None, exc: BaseException) -> None:
+    def raised(self, m: CallMeasurement, exc_type: type[BaseException] | None, exc: BaseException) -> None:
         if exc_type is StopIteration or exc_type is StopAsyncIteration:
             self.exhausted(self.source)
         else:

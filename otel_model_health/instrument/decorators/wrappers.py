@@ -25,7 +25,7 @@ from ... import semconv
 from ...health.types import HealthRecorder
 from .call_args import unwrap_descriptor
 from .call_plan import AttributesHook, CallPlan, KeyPart
-from .call_results import CallStep
+from .call_results import DecoratedCallStep
 from .generators import drive_async_generator, drive_generator
 from .stream_managers import observe_result
 
@@ -42,7 +42,7 @@ def _sync_wrapper(plan: CallPlan) -> Wrapper:
 
     def monitored_call(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         m = start(instance, args, kwargs)
-        with CallStep(m):
+        with DecoratedCallStep(m):
             result = wrapped(*args, **kwargs)
         return result if m is None else observe_result(m, result)
 
@@ -58,7 +58,7 @@ def _async_wrapper(plan: CallPlan) -> Wrapper:
         m = start(instance, args, kwargs)
         # The span stays current across the awaits: they suspend this task only, never the caller's
         # code, and the token is detached in the same context it was attached in.
-        with CallStep(m):
+        with DecoratedCallStep(m):
             result = await wrapped(*args, **kwargs)
         return result if m is None else observe_result(m, result)
 
