@@ -34,7 +34,7 @@ from ..outcomes import Outcome
 from .breaker import CLOSED, Permit, RandomSource
 from ..slo.definition import SLO
 from ..slo.status import SloStatus, series_status
-from ..slo.tracker import AlertChange, compile_slos, track
+from ..slo.tracker import AlertChange, compile_slos, evaluate_all, track
 from .dispatch import Dispatcher
 from .model_state import UNHEALTHY, ModelState, Step, callers_mistake
 from .store import HealthStore, MemoryStore, Unattributed
@@ -208,7 +208,8 @@ class HealthRegistry:
                         self._context_now = now
                         state.record(result, now, self._emit_bound)
                         if state.slo is not None:
-                            state.slo.record(result, now, self._slo_bound)
+                            for series in state.slo:
+                                series.record(result, now, self._slo_bound)
                         if self._outages:
                             self._after_step(state, now, result.span_context, result.health_operation)
                 finally:
@@ -283,7 +284,7 @@ class HealthRegistry:
         state.advance(now, self._emitter(state, now, None, state.last_operation))
         if state.slo is not None:
             self._context_state, self._context_now = state, now
-            state.slo.evaluate(now, self._slo_bound)
+            evaluate_all(state.slo, now, self._slo_bound)
         self._after_step(state, now, None, state.last_operation)
 
     def _emit(
@@ -389,7 +390,7 @@ class HealthRegistry:
                 now = self._clock()
                 self._advance(state, now)
                 assert state.slo is not None
-                statuses.extend(series_status(series, now, self._wall(now)) for series in state.slo.series)
+                statuses.extend(series_status(series, now, self._wall(now)) for series in state.slo)
         statuses.sort(key=lambda s: (s.slo, s.key.provider, s.key.model, s.key.gateway))
         return statuses
 

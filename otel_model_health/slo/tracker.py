@@ -1,8 +1,8 @@
 """Per key: one history per matching SLO, the burn rates read from it, and the alerts' states.
 
-``Plan`` is an SLO compiled once (outcome table, windows, history layout); ``KeySlos`` is what a
-``ModelState`` carries when at least one SLO matches its key (keys without one carry None and pay one
-attribute read per record). ``KeySlos.record`` runs under the registry's lock on every call of such a
+``Plan`` is an SLO compiled once (outcome table, windows, history layout); ``KeySlos`` (a tuple of
+``Series``) is what a ``ModelState`` carries when at least one SLO matches its key (keys without one carry None and pay one
+attribute read per record). ``Series.record`` runs under the registry's lock on every call of such a
 key: it classifies the call and bumps one counter per SLO. Alerts are evaluated when a minute closes,
 on a bad event at most every ``EVALUATE_EVERY_S``, and on reads (metrics collection, /health/slo), so an
 alert also resolves when traffic stops.
@@ -93,11 +93,27 @@ def _operation_matches(pattern: str, operation: str) -> bool:
 class Series:
     """One SLO's history and alert states for one key."""
 
-    __slots__ = ("active", "bad_at", "bad_context", "history", "key", "next_eval", "ops", "plan")
+    __slots__ = (
+        "active",
+        "bad_at",
+        "bad_context",
+        "codes",
+        "fast_s",
+        "history",
+        "key",
+        "latency_sli",
+        "next_eval",
+        "ops",
+        "plan",
+    )
 
     def __init__(self, plan: Plan, key: ModelKey, now: float) -> None:
         self.plan = plan
         self.key = key
+        self.codes = plan.codes  # read per record: one attribute, not two
+        self.latency_sli = plan.slo.sli == "latency"
+        # A latency SLI on the whole call's duration (no first-chunk threshold) is judged inline.
+        self.fast_s = plan.fast_s if plan.first_chunk_s is None else None
         self.history = History(plan.layout, now)
         self.active = [False] * len(plan.alerts)
         self.bad_context: SpanContext | None = None
@@ -106,16 +122,21 @@ class Series:
         self.ops: dict[str, bool] = {}  # operation -> matches (a few values per key)
 
     def record(self, result: CallResult, now: float, notify: Notify) -> None:
-        operation = result.health_operation
-        matches = self.ops.get(operation)
+        """The hot path: classify, bump the current minute's counter (the rest only when due)."""
+        matches = self.ops.get(result.health_operation)
         if matches is None:
-            matches = _operation_matches(self.plan.operation, operation)
-            if len(self.ops) < 16:
-                self.ops[operation] = matches
+            matches = self._learn(result.health_operation)
         if not matches:
             return
-        code = self.plan.classify(result)
-        if code == _EXCLUDED:
+        code = self.codes.get(result.outcome, _EXCLUDED)
+        if code == _GOOD:
+            if self.latency_sli:
+                fast_s = self.fast_s
+                if fast_s is None:
+                    code = self.plan.classify(result)
+                elif (latency := result.latency_s) is None or latency >= fast_s:
+                    code = _BAD
+        elif code == _EXCLUDED:
             return
         history = self.history
         closed = now >= history.edge and history.advance(now)
@@ -127,6 +148,12 @@ class Series:
             self.bad_at = now
         if closed or (code == _BAD and now >= self.next_eval):
             self.evaluate(now, notify)
+
+    def _learn(self, operation: str) -> bool:
+        matches = _operation_matches(self.plan.operation, operation)
+        if len(self.ops) < 16:  # bounded: operations are a handful of values per key
+            self.ops[operation] = matches
+        return matches
 
     def burn_rate(self, now: float, window_s: float) -> float:
         good, bad = self.history.window(now, window_s)
@@ -162,22 +189,15 @@ class Series:
             notify(AlertChange(self, alert, not was, long, short, remaining, context))
 
 
-class KeySlos:
-    """The series of one key (one per matching SLO)."""
+# A key's series: one per matching SLO (a tuple, so a record loops without another call).
+KeySlos = tuple[Series, ...]
 
-    __slots__ = ("series",)
 
-    def __init__(self, series: Sequence[Series]) -> None:
-        self.series = tuple(series)
-
-    def record(self, result: CallResult, now: float, notify: Notify) -> None:
-        for series in self.series:
-            series.record(result, now, notify)
-
-    def evaluate(self, now: float, notify: Notify) -> None:
-        for series in self.series:
-            series.history.advance(now)
-            series.evaluate(now, notify)
+def evaluate_all(key_slos: KeySlos, now: float, notify: Notify) -> None:
+    """On reads: what the clock made due (an alert resolves when traffic stops, too)."""
+    for series in key_slos:
+        series.history.advance(now)
+        series.evaluate(now, notify)
 
 
 def compile_slos(slos: Sequence[SLO]) -> tuple[Plan, ...]:
@@ -186,5 +206,5 @@ def compile_slos(slos: Sequence[SLO]) -> tuple[Plan, ...]:
 
 def track(plans: Sequence[Plan], key: ModelKey, now: float) -> KeySlos | None:
     """The key's series, or None when no SLO matches it (then the key pays nothing)."""
-    series = [Series(plan, key, now) for plan in plans if plan.slo.matches_key(key)]
-    return KeySlos(series) if series else None
+    series = tuple(Series(plan, key, now) for plan in plans if plan.slo.matches_key(key))
+    return series or None
