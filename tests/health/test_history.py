@@ -7,11 +7,11 @@ start, where the bucket is 1 minute, 1 hour or 1 day depending on how old the st
 
 from __future__ import annotations
 
-import math
 import tracemalloc
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kit.slo_reference import EventLog
 
 from otel_model_health.health.history import History, Layout
 
@@ -33,31 +33,18 @@ steps = st.lists(
 )
 
 
-def exact(events: list[tuple[float, bool]], start: float, now: float) -> tuple[int, int]:
-    good = sum(1 for t, ok in events if start <= t <= now and ok)
-    bad = sum(1 for t, ok in events if start <= t <= now and not ok)
-    return good, bad
-
-
-def check(history: History, events: list[tuple[float, bool]], now: float, window: float) -> None:
-    start = now - window
-    oldest_held = (math.floor(now / LAYOUT.tiers[-1].width_s) - LAYOUT.tiers[-1].count + 1) * (
-        LAYOUT.tiers[-1].width_s
-    )
-    start = max(start, oldest_held)  # a window longer than the history is clamped to it
-    width = LAYOUT.resolution_at(now, start)
-    edge = math.floor(start / width) * width
-    wide, narrow = exact(events, edge, now), exact(events, edge + width, now)
+def check(history: History, log: EventLog, now: float, window: float) -> None:
+    edge, width = log.edge_bucket(LAYOUT, now, window)
+    wide, narrow = log.counts(edge, now), log.counts(edge + width, now)
     good, bad = history.window(now, window)
     assert narrow[0] - 1e-6 <= good <= wide[0] + 1e-6, (now, window, width, good, narrow, wide)
     assert narrow[1] - 1e-6 <= bad <= wide[1] + 1e-6, (now, window, width, bad, narrow, wide)
-    # Burn rates: the pro-rata edge mixes two exact windows whose starts lie in that bucket, so the
-    # error ratio lies between the ratios of exact windows starting at the bucket's edges or its events.
+    # The error ratio (a burn rate with a budget of 1) within the exact ratios of windows starting in
+    # that bucket: the pro-rata edge mixes two of them.
+    low, high = log.burn_bracket(LAYOUT, now, window, 1.0)
+    ratio = bad / (good + bad) if good + bad > 1e-9 else 0.0
     if good + bad > 1e-9:
-        starts = [edge, edge + width] + [t for t, _ in events if edge <= t <= edge + width]
-        ratios = [b / (g + b) for g, b in (exact(events, s, now) for s in starts) if g + b]
-        ratio = bad / (good + bad)
-        assert min(ratios) - 1e-9 <= ratio <= max(ratios) + 1e-9
+        assert low - 1e-9 <= ratio <= high + 1e-9
 
 
 @settings(max_examples=60, deadline=None)
@@ -67,18 +54,18 @@ def test_windows_match_brute_force_within_one_bucket(
 ) -> None:
     now = 1_000_000.0 + start
     history = History(LAYOUT, now)
-    events: list[tuple[float, bool]] = []
+    log = EventLog()
     for gap, count, bad_share, window in steps:
         now += gap
         bad_every = max(1, round(1 / bad_share)) if bad_share > 0.01 else 0
         for i in range(count):
             ok = bad_every == 0 or i % bad_every != 0
             history.add(ok, now)
-            events.append((now, ok))
+            log.add(now, ok)
             now += 1.0
-        check(history, events, now, window)
+        check(history, log, now, window)
         for w in WINDOWS:
-            check(history, events, now, w)
+            check(history, log, now, w)
 
 
 def test_exact_when_the_window_starts_on_a_bucket_edge() -> None:
