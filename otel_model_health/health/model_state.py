@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Final, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, Final, NamedTuple, TypeAlias
 
 from .. import semconv
 from ..keys import ModelKey
@@ -28,6 +28,9 @@ from .types import (
     TransitionKind,
 )
 from .window import percentile
+
+if TYPE_CHECKING:
+    from ..slo.tracker import KeySlos
 
 # Outcome → index into a state's per-operation counts.
 OUTCOMES: Final = (
@@ -115,6 +118,7 @@ class ModelState:
         "last_outcome",
         "last_outcome_at",
         "rate_limited_until",
+        "slo",
         "totals",
     )
 
@@ -139,6 +143,7 @@ class ModelState:
         self.incident_opened = False  # the breaker opened during this incident
         self.incident_start = 0.0
         self.incident_failed = 0
+        self.slo: KeySlos | None = None  # the key's SLO series (the registry's), None when none match
 
     # --- outcomes -------------------------------------------------------------------------------
     def record(self, result: CallResult, now: float, emit: Emit) -> None:

@@ -40,6 +40,10 @@ class TransitionKind(enum.StrEnum):
     RECOVERED = "recovered"  # HALF_OPEN → CLOSED, or a never-opened incident whose window cleared
     PROVIDER_OUTAGE = "provider_outage"  # every known, non-stale model of a provider (≥ 2) unhealthy
     PROVIDER_RECOVERED = "provider_recovered"
+    SLOW_CALLS = "slow_calls"  # the window's slow-call rate reached slow_call_rate_threshold: degraded
+    SLOW_CALLS_CLEARED = "slow_calls_cleared"  # ... and went back below it
+    SLO_ALERT_STARTED = "slo_alert_started"  # an SLO burn-rate alert began (``HealthTransition.slo_alert``)
+    SLO_ALERT_RESOLVED = "slo_alert_resolved"  # ... its short window no longer burns above its threshold
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +145,22 @@ class ModelHealthState:
 
 
 @dataclass(frozen=True, slots=True)
+class SloAlert:
+    """One burn-rate alert of one SLO for one model (docs/slo.md)."""
+
+    slo: str
+    sli: str  # "availability" | "latency"
+    objective: float
+    severity: str  # "page" | "ticket"
+    burn_rate_threshold: float
+    long_window_s: float
+    short_window_s: float
+    long_burn_rate: float
+    short_burn_rate: float
+    error_budget_remaining: float  # of the SLO's period: 1 - bad / ((1 - objective) * events)
+
+
+@dataclass(frozen=True, slots=True)
 class HealthTransition:
     """A change worth telling listeners about (Sentry bridge, logs, CLI)."""
 
@@ -165,6 +185,8 @@ class HealthTransition:
     # PROVIDER_OUTAGE / PROVIDER_RECOVERED: the provider and its models at the time.
     provider: str | None = None
     provider_models: tuple[ModelKey, ...] = field(default=())
+    # SLO_ALERT_STARTED / SLO_ALERT_RESOLVED: the alert, its SLO and the burn rates of the moment.
+    slo_alert: SloAlert | None = None
 
 
 class CallResult(NamedTuple):
@@ -183,6 +205,7 @@ class CallResult(NamedTuple):
     started_at: float | None = None  # the registry clock when the call started (``now()``)
     retry_after_s: float | None = None
     span_context: SpanContext | None = None
+    first_chunk_s: float | None = None  # a stream: seconds from the start to its first chunk
 
 
 class HealthListener(Protocol):
