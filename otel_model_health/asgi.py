@@ -5,7 +5,9 @@ Routes (relative to where the app is mounted, then ``path_prefix``):
 * ``GET /health`` — the summary (docs/health-endpoint.md),
 * ``GET /health/models`` — one object per tracked model,
 
-both with an optional ``?provider=`` filter. ``HEAD`` is answered like ``GET`` without a body.
+both with an optional ``?provider=`` filter; and the status page (``status_page/``): ``GET /health/ui``,
+its script, stylesheet and JSON document (``/health/ui/data``). ``HEAD`` is answered like ``GET``
+without a body.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from . import defaults
 from ._internal import report_internal_error
 from .health.types import ModelHealthState
 from .keys import normalize_provider
+from .status_page import Auth, SentryEvents, StatusPage
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -92,18 +95,44 @@ def health_asgi_app(
     status_code_unhealthy: int = 200,
     status_code_degraded: int = 200,
     path_prefix: str = "/health",
+    ui: bool = True,
+    auth: Auth | None = None,
+    trace_url_template: str | None = None,
+    sentry: SentryEvents | None = None,
+    sentry_url_template: str | None = None,
+    poll_interval_s: float = 2.0,
 ) -> ASGIApp:
     """An ASGI 3 app serving ``registry``'s health (default: the process-wide registry).
 
     HTTP 200 whatever the status unless configured: a model outage must not take the app's own pods
     out of a load balancer. Set ``status_code_unhealthy=503`` for a check that should fail when any
     provider is in outage, ``status_code_degraded`` likewise for a degraded status.
+
+    The status page at ``<path_prefix>/ui`` (``ui=False`` turns it off) polls its document every
+    ``poll_interval_s``. ``auth(scope)`` (sync or async) returns whether a request may see the page;
+    without it the page is as open as the JSON routes. ``trace_url_template`` (``{trace_id}``,
+    ``{span_id}``) links each incident step to its trace; ``sentry`` (a ``SentryBridge``) gives the
+    id of the Sentry event sent for a step, linked through ``sentry_url_template`` (``{event_id}``).
     """
     prefix = "/" + path_prefix.strip("/") if path_prefix.strip("/") else ""
     models_path = prefix + "/models"
 
     def resolve() -> Any:
         return registry if registry is not None else defaults.default_registry()
+
+    ui_path = prefix + "/ui"
+    page = (
+        StatusPage(
+            resolve,
+            auth=auth,
+            trace_url_template=trace_url_template,
+            sentry=sentry,
+            sentry_url_template=sentry_url_template,
+            poll_interval_s=poll_interval_s,
+        )
+        if ui
+        else None
+    )
 
     def summary_document(provider: str | None) -> tuple[int, dict[str, Any]]:
         document: dict[str, Any] = resolve().summary(provider=provider)
@@ -128,6 +157,13 @@ def health_asgi_app(
         if kind != "http":
             return  # websockets and unknown scope types: not ours; closing without a response declines
         path = _route_path(scope)
+        if page is not None and path.startswith(ui_path) and page.handles(path[len(ui_path) :]):
+            if scope.get("method", "GET") not in ("GET", "HEAD"):
+                await _respond(send, 405, {"error": "method not allowed"}, allow=True)
+                return
+            base = (scope.get("root_path") or "").rstrip("/") + ui_path
+            await page(scope, send, path[len(ui_path) :], base)
+            return
         if path not in (prefix or "/", models_path, prefix + "/", models_path + "/"):
             await _respond(send, 404, {"error": "not found"})
             return

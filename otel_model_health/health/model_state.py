@@ -10,6 +10,7 @@ and a store that keeps state elsewhere drives the very same rules.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, NamedTuple, TypeAlias
 
@@ -18,6 +19,7 @@ from ..keys import ModelKey
 from ..outcomes import MODEL_NOT_FOUND, Classification, Outcome, not_the_models_failure
 from ..redact import MAX_MESSAGE_LENGTH, scrub
 from .breaker import CLOSED, HALF_OPEN, OPEN, Breaker, RandomSource
+from .recent import TimelineEntry, new_series
 from .types import (
     BreakerConfig,
     BreakerState,
@@ -118,7 +120,9 @@ class ModelState:
         "last_outcome",
         "last_outcome_at",
         "rate_limited_until",
+        "recent",
         "slo",
+        "timeline",
         "totals",
     )
 
@@ -144,6 +148,10 @@ class ModelState:
         self.incident_start = 0.0
         self.incident_failed = 0
         self.slo: KeySlos | None = None  # the key's SLO series (the registry's), None when none match
+        # The status page's recent past (recent.py): successes and failures per minute, always on; the
+        # incident steps, made on the first one.
+        self.recent = new_series(now)
+        self.timeline: deque[TimelineEntry] | None = None
 
     # --- outcomes -------------------------------------------------------------------------------
     def record(self, result: CallResult, now: float, emit: Emit) -> None:
@@ -163,6 +171,7 @@ class ModelState:
             self.last_outcome = _SUCCESS
             self.last_outcome_at = now
             self.last_operation = operation
+            self.recent.add(True, now)
             breaker.on_outcome(True, result.latency_s, result.started_at, now)
         elif outcome is _FAILURE and state is OPEN and now < breaker.open_until and self.in_incident:
             # the steady state of an outage: calls still fail while the breaker waits.
@@ -170,6 +179,7 @@ class ModelState:
             self._keep_error(result, now)
             self.last_failure = now
             self.incident_failed += 1
+            self.recent.add(False, now)
             breaker.on_outcome(False, result.latency_s, result.started_at, now)
         else:
             self.record_general(result, now, emit)
@@ -186,6 +196,7 @@ class ModelState:
             self._keep_error(result, now)
         if outcome is _FAILURE:
             self.last_failure = now
+            self.recent.add(False, now)
             kind = breaker.on_outcome(False, result.latency_s, result.started_at, now)
             self.incident_failed += 1
             if not self.in_incident:
@@ -195,6 +206,7 @@ class ModelState:
                 self.incident_opened = True
                 emit(Step(kind, before_state, breaker.state, before_status))
         elif outcome is _SUCCESS:
+            self.recent.add(True, now)
             kind = breaker.on_outcome(True, result.latency_s, result.started_at, now)
             if kind is TransitionKind.RECOVERED or self._incident_cleared():
                 emit(self._recover(before_state, before_status, now))

@@ -23,7 +23,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from opentelemetry.trace import SpanContext
 
@@ -31,12 +31,13 @@ from .. import semconv
 from .._internal import report_internal_error
 from ..keys import DIRECT_GATEWAY, ModelKey
 from ..outcomes import Outcome
-from .breaker import CLOSED, Permit, RandomSource
 from ..slo.definition import SLO
 from ..slo.status import SloStatus, series_status
 from ..slo.tracker import AlertChange, compile_slos, evaluate_all, track
+from .breaker import CLOSED, Permit, RandomSource
 from .dispatch import Dispatcher
 from .model_state import UNHEALTHY, ModelState, Step, callers_mistake
+from .recent import TIMELINE_KINDS, Recent, note, read_recent
 from .store import HealthStore, MemoryStore, Unattributed
 from .transitions import slo_transition, transition
 from .types import (
@@ -52,6 +53,7 @@ _SUCCESS: Final = Outcome.SUCCESS
 _OPENED: Final = frozenset({TransitionKind.BREAKER_OPENED, TransitionKind.HALF_OPEN_FAILED})
 
 _new_tuple: Final = tuple.__new__
+_T = TypeVar("_T")
 
 # Registries alive in this process, so a forked child can give each fresh locks.
 _REGISTRIES: Final[weakref.WeakSet[HealthRegistry]] = weakref.WeakSet()
@@ -298,18 +300,19 @@ class HealthRegistry:
         provider: str | None = None,
         provider_models: tuple[ModelKey, ...] = (),
     ) -> None:
-        self._scratch.append(
-            transition(
-                state,
-                step,
-                now,
-                self._wall,
-                span_context,
-                operation,
-                provider=provider,
-                provider_models=provider_models,
-            )
+        change = transition(
+            state,
+            step,
+            now,
+            self._wall,
+            span_context,
+            operation,
+            provider=provider,
+            provider_models=provider_models,
         )
+        self._scratch.append(change)
+        if provider is None and change.kind in TIMELINE_KINDS:
+            state.timeline = note(state.timeline, change)
 
     def _slo_alert_in_context(self, change: AlertChange) -> None:
         """An SLO alert started or resolved during a record or a read (``_context_state``)."""
@@ -366,19 +369,33 @@ class HealthRegistry:
             self._advance(state, now)
             return state.snapshot(now, self._wall)
 
-    def snapshot(self) -> list[ModelHealthState]:
-        """Every tracked model, sorted by (provider, model, gateway)."""
+    def _read_each(self, read: Callable[[ModelState, float], _T]) -> list[_T]:
+        """``read(state, now)`` of every tracked model, each after its clock step."""
         with self._lock:
             states = self._store.states()
-        snapshots: list[ModelHealthState] = []
+        found: list[_T] = []
         for state in states:
             # One state per locked section: records of other threads interleave.
             with self._section():
                 now = self._clock()
                 self._advance(state, now)
-                snapshots.append(state.snapshot(now, self._wall))
+                found.append(read(state, now))
+        return found
+
+    def snapshot(self) -> list[ModelHealthState]:
+        """Every tracked model, sorted by (provider, model, gateway)."""
+        snapshots = self._read_each(lambda state, now: state.snapshot(now, self._wall))
         snapshots.sort(key=lambda s: (s.key.provider, s.key.model, s.key.gateway))
         return snapshots
+
+    def recent(self) -> list[tuple[ModelHealthState, Recent]]:
+        """Every tracked model's snapshot with its last hour per minute and its incident timeline (the
+        status page's read, docs/health-endpoint.md), sorted like ``snapshot()``."""
+        found = self._read_each(
+            lambda state, now: (state.snapshot(now, self._wall), read_recent(state, now, self._wall))
+        )
+        found.sort(key=lambda pair: (pair[0].key.provider, pair[0].key.model, pair[0].key.gateway))
+        return found
 
     def slo_statuses(self) -> list[SloStatus]:
         """Every (model, SLO) series: burn rate per window, budget left, active alerts (docs/slo.md)."""

@@ -93,6 +93,8 @@ class SentryBridge:
         self._in_incident: dict[ModelKey, None] = {}
         self._first_failure_at: dict[ModelKey, float] = {}
         self._in_outage: set[str] = set()
+        # The event sent for each incident step, for the status page's links: (key, kind, at) -> id.
+        self._event_ids: dict[tuple[ModelKey, TransitionKind, float], str] = {}
         self._init_runtime()
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _call_if_alive(ref, "_after_fork_in_child"))
@@ -120,6 +122,10 @@ class SentryBridge:
     def captured(self) -> int:
         """Events handed to the SDK and accepted (an event id came back)."""
         return self._captured
+
+    def event_id(self, key: ModelKey, kind: TransitionKind, at: float) -> str | None:
+        """The id of the event sent for the transition ``(key, kind, at)``, if one was (recent ones)."""
+        return self._event_ids.get((key, kind, at))
 
     def attach(self, registry: Subscribable) -> SentryBridge:
         """Subscribe to ``registry``'s transitions; returns self."""
@@ -320,6 +326,11 @@ class SentryBridge:
             return
         with self._cond:
             self._captured += 1
+        transition = job.transition
+        ids = self._event_ids  # written by this worker only; read by the page (a dict read is atomic)
+        ids[(transition.key, transition.kind, transition.at)] = str(event_id)
+        if len(ids) > MAX_TRACKED_KEYS:
+            del ids[next(iter(ids))]
         with guarded("sentry.bridge.incident_span"):
             self._emit_incident_span(job.transition, str(event_id))
 
