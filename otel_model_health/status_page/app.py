@@ -34,7 +34,11 @@ _SECURITY_HEADERS: Final = [
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
 ]
-_STATIC: Final = {"/app.js": "text/javascript; charset=utf-8", "/style.css": "text/css; charset=utf-8"}
+_STATIC: Final = {
+    "/app.js": "text/javascript; charset=utf-8",
+    "/style.css": "text/css; charset=utf-8",
+    "/favicon.svg": "image/svg+xml",
+}
 DEFAULT_POLL_S: Final = 2.0
 
 

@@ -201,6 +201,7 @@
     const last = steps[steps.length - 1];
     details.append(el("summary", "", (KIND[last.kind] || last.kind) + " at " + time(last.at) + " (" + steps.length + ")"));
     const list = el("ol", "timeline");
+    list.reversed = true; // newest first, numbered in order of occurrence
     for (let i = steps.length - 1; i >= 0; i--) {
       const s = steps[i];
       const li = el("li", "step step-" + s.kind);
@@ -368,6 +369,7 @@
       render(doc);
       lastGood = doc.generated_at;
       updates++;
+      if (updates === 1) body.dataset.firstRenderMs = String(Math.round(performance.now())); // since navigation
       body.dataset.updates = String(updates);
       body.dataset.generatedAt = doc.generated_at;
       setText(updated, "Updated " + time(doc.generated_at) + ", every " + pollMs / 1000 + " s");
