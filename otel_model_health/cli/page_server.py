@@ -79,8 +79,8 @@ class PageServer:
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/health/ui"
+        port = self._server.server_address[1]
+        return f"http://127.0.0.1:{port}/health/ui"
 
     def start(self) -> PageServer:
         self._thread.start()
