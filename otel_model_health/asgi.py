@@ -21,6 +21,7 @@ from urllib.parse import parse_qs
 from . import defaults
 from ._internal import report_internal_error
 from .health.types import ModelHealthState
+from .health_document import model_detail
 from .keys import normalize_provider
 from .status_page import Auth, SentryEvents, StatusPage
 
@@ -35,36 +36,6 @@ _HEADERS: Final = [
     (b"content-type", b"application/json"),
     (b"cache-control", b"no-store"),
 ]
-
-
-def _iso(epoch_s: float | None) -> str | None:
-    if epoch_s is None:
-        return None
-    return datetime.fromtimestamp(epoch_s, tz=UTC).isoformat()
-
-
-def model_detail(state: ModelHealthState) -> dict[str, Any]:
-    """One entry of ``GET /health/models``."""
-    error = state.last_error
-    return {
-        "provider": state.key.provider,
-        "model": state.key.model,
-        "gateway": state.key.gateway,
-        "status": state.status.value,
-        "breaker_state": state.breaker_state.value,
-        "success_rate": state.success_rate,
-        "calls_in_window": state.calls_in_window,
-        "failures_in_window": state.failures_in_window,
-        "consecutive_failures": state.consecutive_failures,
-        "last_outcome": None if state.last_outcome is None else state.last_outcome.value,
-        "last_outcome_at": _iso(state.last_outcome_at),
-        "last_error_type": None if error is None else error.error_type,
-        "last_failure_at": _iso(state.last_failure_at),
-        "open_until": _iso(state.open_until),
-        "rate_limited_until": _iso(state.rate_limited_until),
-        "latency_p50_s": state.latency_p50_s,
-        "latency_p95_s": state.latency_p95_s,
-    }
 
 
 def _route_path(scope: Scope) -> str:

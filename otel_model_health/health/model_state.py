@@ -19,7 +19,7 @@ from ..keys import ModelKey
 from ..outcomes import MODEL_NOT_FOUND, Classification, Outcome, not_the_models_failure
 from ..redact import MAX_MESSAGE_LENGTH, scrub
 from .breaker import CLOSED, HALF_OPEN, OPEN, Breaker, RandomSource
-from .recent import TimelineEntry, new_series
+from .recent import MINUTE_S, MinuteMarks, TimelineEntry
 from .types import (
     BreakerConfig,
     BreakerState,
@@ -121,6 +121,7 @@ class ModelState:
         "last_outcome_at",
         "rate_limited_until",
         "recent",
+        "recent_edge",
         "slo",
         "timeline",
         "totals",
@@ -148,9 +149,11 @@ class ModelState:
         self.incident_start = 0.0
         self.incident_failed = 0
         self.slo: KeySlos | None = None  # the key's SLO series (the registry's), None when none match
-        # The status page's recent past (recent.py): successes and failures per minute, always on; the
-        # incident steps, made on the first one.
-        self.recent = new_series(now)
+        # The status page's recent past (recent.py): the totals marked at each minute's start, always on
+        # (a record compares ``now`` with ``recent_edge``, the current minute's end); the incident steps,
+        # made on the first one.
+        self.recent = MinuteMarks(now)
+        self.recent_edge = float((self.recent.head + 1) * MINUTE_S)
         self.timeline: deque[TimelineEntry] | None = None
 
     # --- outcomes -------------------------------------------------------------------------------
@@ -159,6 +162,8 @@ class ModelState:
         outcome = result.outcome
         breaker = self.breaker
         state = breaker.state
+        if now >= self.recent_edge:  # a minute began: mark the totals before this call counts
+            self.recent_edge = self.recent.roll(now, *self.good_and_bad())
         # Two shortcuts skip the clock step and the status computation of the general path, for the
         # outcomes that can change nothing (tests/health/test_fast_paths.py proves them equal to it):
         if outcome is _SUCCESS and state is CLOSED and not breaker.level and not self.in_incident:
@@ -171,7 +176,6 @@ class ModelState:
             self.last_outcome = _SUCCESS
             self.last_outcome_at = now
             self.last_operation = operation
-            self.recent.add(True, now)
             breaker.on_outcome(True, result.latency_s, result.started_at, now)
         elif outcome is _FAILURE and state is OPEN and now < breaker.open_until and self.in_incident:
             # the steady state of an outage: calls still fail while the breaker waits.
@@ -179,7 +183,6 @@ class ModelState:
             self._keep_error(result, now)
             self.last_failure = now
             self.incident_failed += 1
-            self.recent.add(False, now)
             breaker.on_outcome(False, result.latency_s, result.started_at, now)
         else:
             self.record_general(result, now, emit)
@@ -196,7 +199,6 @@ class ModelState:
             self._keep_error(result, now)
         if outcome is _FAILURE:
             self.last_failure = now
-            self.recent.add(False, now)
             kind = breaker.on_outcome(False, result.latency_s, result.started_at, now)
             self.incident_failed += 1
             if not self.in_incident:
@@ -206,7 +208,6 @@ class ModelState:
                 self.incident_opened = True
                 emit(Step(kind, before_state, breaker.state, before_status))
         elif outcome is _SUCCESS:
-            self.recent.add(True, now)
             kind = breaker.on_outcome(True, result.latency_s, result.started_at, now)
             if kind is TransitionKind.RECOVERED or self._incident_cleared():
                 emit(self._recover(before_state, before_status, now))
@@ -227,6 +228,11 @@ class ModelState:
         self.totals_for(operation)[OUTCOME_INDEX[outcome]] += 1
         self.advance(now, emit)
         self.breaker.on_other(started_at)
+
+    def good_and_bad(self) -> tuple[int, int]:
+        """Successes and failures since the key was first seen, all operations."""
+        totals = self.totals.values()
+        return sum(c[_I_SUCCESS] for c in totals), sum(c[_I_FAILURE] for c in totals)
 
     def has_succeeded(self) -> bool:
         return any(counts[_I_SUCCESS] for counts in self.totals.values())

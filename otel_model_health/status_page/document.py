@@ -9,12 +9,11 @@ data for the page to set with ``textContent``; messages are the registry's scrub
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
 from ..health.recent import Recent, TimelineEntry
 from ..health.types import ModelHealthState, TransitionKind
-from ..health_document import health_document
+from ..health_document import health_document, iso, model_detail
 from ..keys import ModelKey
 from ..sentry.events import format_trace_id, render_trace_url
 
@@ -45,10 +44,6 @@ class _Snapshots:
     def wall_time(self) -> float:
         now: float = self._registry.wall_time()
         return now
-
-
-def iso(epoch_s: float | None) -> str | None:
-    return None if epoch_s is None else datetime.fromtimestamp(epoch_s, tz=UTC).isoformat()
 
 
 def status_document(
@@ -100,21 +95,10 @@ def _model(
     incident: Callable[[ModelKey, TimelineEntry], dict[str, Any]],
     slos: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    key = state.key
+    """A ``/health/models`` entry, with the last error's scrubbed message, the history and incidents."""
     error = state.last_error
     return {
-        "provider": key.provider,
-        "model": key.model,
-        "gateway": key.gateway,
-        "status": state.status.value,
-        "breaker_state": state.breaker_state.value,
-        "success_rate": state.success_rate,
-        "calls_in_window": state.calls_in_window,
-        "failures_in_window": state.failures_in_window,
-        "latency_p50_s": state.latency_p50_s,
-        "latency_p95_s": state.latency_p95_s,
-        "open_until": iso(state.open_until),
-        "last_outcome_at": iso(state.last_outcome_at),
+        **model_detail(state),
         "last_error": None
         if error is None
         else {
@@ -124,7 +108,7 @@ def _model(
             "at": iso(error.at),
         },
         "history": {"end": iso(recent.end), "good": list(recent.good), "bad": list(recent.bad)},
-        "incidents": [incident(key, entry) for entry in recent.timeline],
+        "incidents": [incident(state.key, entry) for entry in recent.timeline],
         "slos": slos,
     }
 

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from cli_helpers import clean_env
+from cli_helpers import start_cli
 
 pytestmark = pytest.mark.integration  # runs a subprocess
 
@@ -26,22 +24,15 @@ SCENARIO = {
 def test_the_demo_serves_its_status_page(tmp_path: Path) -> None:
     scenario = tmp_path / "page.json"
     scenario.write_text(json.dumps(SCENARIO), encoding="utf-8")
-    demo = subprocess.Popen(
+    demo = start_cli(
         [
-            sys.executable,
-            "-m",
-            "otel_model_health.cli",
             "demo",
             "--scenario",
             str(scenario),
             "--plain",
             "--telemetry-file",
             str(tmp_path / "telemetry.jsonl"),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean_env(),
+        ]
     )
     try:
         assert demo.stdout is not None

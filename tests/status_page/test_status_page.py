@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from opentelemetry.trace import SpanContext
 
 import otel_model_health.status_page as status_page
@@ -290,3 +292,40 @@ def test_the_script_never_parses_text_as_html() -> None:
     shell = (STATIC / "index.html").read_text()
     assert "<script>" not in shell and " style=" not in shell
     assert not re.search(r"\son[a-z]+\s*=", shell)  # no inline event handlers
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(min_value=0, max_value=400),  # seconds until this call
+            st.sampled_from([Outcome.SUCCESS, Outcome.FAILURE, Outcome.RATE_LIMITED]),
+            st.booleans(),  # read the series (as the page does) after this call
+        ),
+        max_size=120,
+    ),
+    st.floats(min_value=0, max_value=4000),  # quiet time before the last read
+)
+def test_recent_matches_a_count_of_the_calls(calls: list[tuple[float, Outcome, bool]], quiet: float) -> None:
+    """Per-minute counts from the minute marks equal a brute-force count of a log of the calls, whatever
+    the gaps, reads and outcomes (any breaker path: this config opens and recovers along the way)."""
+    registry, clock = _registry()
+    log: list[tuple[float, Outcome]] = []
+    for wait, outcome, read in calls:
+        clock.advance(wait)
+        registry.record(GPT, outcome, error_type=None if outcome is Outcome.SUCCESS else "503")
+        log.append((clock(), outcome))
+        if read:
+            registry.recent()
+    clock.advance(quiet)
+    found = registry.recent()
+    if not log:
+        assert found == []
+        return
+    [(_, recent)] = found
+    end = recent.end - 1_700_000_000.0  # back on the registry clock
+    for i in range(RECENT_MINUTES):
+        start = end - (RECENT_MINUTES - i) * 60
+        minute = [o for t, o in log if start <= t < start + 60]
+        assert recent.good[i] == minute.count(Outcome.SUCCESS), i
+        assert recent.bad[i] == minute.count(Outcome.FAILURE), i
