@@ -10,16 +10,15 @@ and a store that keeps state elsewhere drives the very same rules.
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeAlias
 
 from .. import semconv
 from ..keys import ModelKey
 from ..outcomes import MODEL_NOT_FOUND, Classification, Outcome, not_the_models_failure
 from ..redact import MAX_MESSAGE_LENGTH, scrub
 from .breaker import CLOSED, HALF_OPEN, OPEN, Breaker, RandomSource
-from .recent import MINUTE_S, MinuteMarks, TimelineEntry
+from .recent import bucket_end, close_buckets, new_ring
 from .types import (
     BreakerConfig,
     BreakerState,
@@ -121,7 +120,9 @@ class ModelState:
         "last_outcome_at",
         "rate_limited_until",
         "recent",
+        "recent_bad",
         "recent_edge",
+        "recent_good",
         "slo",
         "timeline",
         "totals",
@@ -149,12 +150,12 @@ class ModelState:
         self.incident_start = 0.0
         self.incident_failed = 0
         self.slo: KeySlos | None = None  # the key's SLO series (the registry's), None when none match
-        # The status page's recent past (recent.py): the totals marked at each minute's start, always on
-        # (a record compares ``now`` with ``recent_edge``, the current minute's end); the incident steps,
-        # made on the first one.
-        self.recent = MinuteMarks(now)
-        self.recent_edge = float((self.recent.head + 1) * MINUTE_S)
-        self.timeline: deque[TimelineEntry] | None = None
+        # The status page's recent past (recent.py), always on: per-bucket counts, the totals at the
+        # current bucket's start and its end (a record compares ``now`` with it); the incident steps.
+        self.recent = new_ring()
+        self.recent_good = self.recent_bad = 0
+        self.recent_edge = bucket_end(now)
+        self.timeline: tuple[Any, ...] | None = None  # flat: see recent.note
 
     # --- outcomes -------------------------------------------------------------------------------
     def record(self, result: CallResult, now: float, emit: Emit) -> None:
@@ -162,8 +163,8 @@ class ModelState:
         outcome = result.outcome
         breaker = self.breaker
         state = breaker.state
-        if now >= self.recent_edge:  # a minute began: mark the totals before this call counts
-            self.recent_edge = self.recent.roll(now, *self.good_and_bad())
+        if now >= self.recent_edge:  # a bucket ended: close it before this call counts
+            close_buckets(self, now)
         # Two shortcuts skip the clock step and the status computation of the general path, for the
         # outcomes that can change nothing (tests/health/test_fast_paths.py proves them equal to it):
         if outcome is _SUCCESS and state is CLOSED and not breaker.level and not self.in_incident:

@@ -11,14 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
-from ..health.recent import Recent, TimelineEntry
+from ..health.recent import BUCKET_S, Recent, TimelineEntry
 from ..health.types import ModelHealthState, TransitionKind
 from ..health_document import health_document, iso, model_detail
 from ..keys import ModelKey
 from ..sentry.events import format_trace_id, render_trace_url
 
 VERSION: Final = 1
-MINUTE_S: Final = 60
 
 
 class SentryEvents(Protocol):
@@ -84,7 +83,6 @@ def status_document(
         "status": summary["status"],
         "counts": summary["models"],
         "providers": summary["providers"],
-        "minute_s": MINUTE_S,
         "models": models,
     }
 
@@ -107,7 +105,12 @@ def _model(
             "status_code": error.status_code,
             "at": iso(error.at),
         },
-        "history": {"end": iso(recent.end), "good": list(recent.good), "bad": list(recent.bad)},
+        "history": {
+            "end": iso(recent.end),
+            "bucket_s": BUCKET_S,
+            "good": list(recent.good),
+            "bad": list(recent.bad),
+        },
         "incidents": [incident(state.key, entry) for entry in recent.timeline],
         "slos": slos,
     }

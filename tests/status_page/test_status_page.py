@@ -15,9 +15,9 @@ from opentelemetry.trace import SpanContext
 
 import otel_model_health.status_page as status_page
 from otel_model_health.asgi import health_asgi_app
-from otel_model_health.health.recent import RECENT_MINUTES, TIMELINE_LENGTH
+from otel_model_health.health.recent import BUCKET_S, BUCKETS, TIMELINE_LENGTH
 from otel_model_health.health.registry import HealthRegistry
-from otel_model_health.health.types import BreakerConfig, TransitionKind
+from otel_model_health.health.types import BreakerConfig, CallResult, TransitionKind
 from otel_model_health.keys import ModelKey
 from otel_model_health.option_values import ConfigurationError
 from otel_model_health.outcomes import Outcome
@@ -57,20 +57,21 @@ async def _get(app: Any, url: str, method: str = "GET", **kwargs: Any) -> httpx.
 
 
 # --- the engine's recent past ---------------------------------------------------------------------------
-def test_recent_counts_successes_and_failures_per_minute() -> None:
-    registry, clock = _registry()
+def test_recent_counts_successes_and_failures_per_bucket() -> None:
+    registry, clock = _registry()  # 6000 s: the start of a bucket
+    assert BUCKET_S * BUCKETS == 3600
     registry.record(GPT, Outcome.SUCCESS)
     registry.record(GPT, Outcome.SUCCESS)
     registry.record(GPT, Outcome.FAILURE, error_type="503")
     registry.record(GPT, Outcome.RATE_LIMITED)  # neither good nor bad, as in the success rate
-    clock.advance(120)  # two minutes on: one empty minute between
+    clock.advance(2 * BUCKET_S)  # one empty bucket between
     registry.record(GPT, Outcome.SUCCESS)
     [(state, recent)] = registry.recent()
     assert state.key == GPT
-    assert len(recent.good) == len(recent.bad) == RECENT_MINUTES
+    assert len(recent.good) == len(recent.bad) == BUCKETS
     assert recent.good[-3:] == (2, 0, 1) and recent.bad[-3:] == (1, 0, 0)
     assert sum(recent.good) == 3 and sum(recent.bad) == 1
-    assert recent.end == 1_700_000_000.0 + 6000.0 + 180  # end of the current minute, wall clock
+    assert recent.end == 1_700_000_000.0 + 6000.0 + 3 * BUCKET_S  # end of the current bucket, wall clock
 
 
 def test_recent_forgets_what_is_older_than_an_hour() -> None:
@@ -80,12 +81,25 @@ def test_recent_forgets_what_is_older_than_an_hour() -> None:
     registry.record(GPT, Outcome.SUCCESS)
     [(_, recent)] = registry.recent()
     assert (sum(recent.good), sum(recent.bad)) == (1, 1)
-    clock.advance(31 * 60)  # the failure is 61 minutes old; nothing recorded since the success
+    clock.advance(31 * 60)  # the failure's bucket is more than an hour old
     [(_, recent)] = registry.recent()
     assert (sum(recent.good), sum(recent.bad)) == (1, 0)
     clock.advance(24 * 3600)
     [(_, recent)] = registry.recent()
     assert (sum(recent.good), sum(recent.bad)) == (0, 0)
+
+
+def test_a_busy_bucket_saturates_and_keeps_its_ratio() -> None:
+    registry, clock = _registry()
+    for _ in range(3):
+        registry.record_result(GPT, CallResult(Outcome.SUCCESS))
+    state = registry._store.lookup(GPT)
+    assert state is not None
+    state.totals["inference"][0] += 3 * 70_000 - 3  # as if 210,000 successes ...
+    state.totals["inference"][1] += 70_000  # ... and 70,000 failures came in this bucket
+    clock.advance(BUCKET_S)
+    [(_, recent)] = registry.recent()
+    assert (recent.good[-2], recent.bad[-2]) == (65535, 21845)  # 3:1, within 16 bits
 
 
 def test_the_timeline_keeps_the_incident_steps_with_their_spans() -> None:
@@ -160,12 +174,13 @@ def test_the_document_version_1() -> None:
         sentry_url_template="https://sentry.example/e/{event_id}/",
     )
     assert document["version"] == status_page.VERSION == 1
-    assert document["status"] == "degraded" and document["minute_s"] == 60
+    assert document["status"] == "degraded"
     assert document["counts"]["total"] == 2 and set(document["providers"]) == {"openai", "anthropic"}
     claude, gpt = document["models"]
     assert (claude["model"], gpt["model"]) == ("claude-haiku-4-5", "gpt-4o")
     assert claude["latency_p50_s"] == 0.4 and claude["incidents"] == [] and claude["slos"] == []
     assert sum(gpt["history"]["good"]) == 4 and sum(gpt["history"]["bad"]) == 4
+    assert gpt["history"]["bucket_s"] == 120 and len(gpt["history"]["good"]) == 30
     assert gpt["last_error"]["type"] == "503"
     assert "sk-abc" not in gpt["last_error"]["message"] and "[REDACTED]" in gpt["last_error"]["message"]
     steps = {step["kind"]: step for step in gpt["incidents"]}
@@ -307,7 +322,7 @@ def test_the_script_never_parses_text_as_html() -> None:
     st.floats(min_value=0, max_value=4000),  # quiet time before the last read
 )
 def test_recent_matches_a_count_of_the_calls(calls: list[tuple[float, Outcome, bool]], quiet: float) -> None:
-    """Per-minute counts from the minute marks equal a brute-force count of a log of the calls, whatever
+    """Per-bucket counts equal a brute-force count of a log of the calls, whatever
     the gaps, reads and outcomes (any breaker path: this config opens and recovers along the way)."""
     registry, clock = _registry()
     log: list[tuple[float, Outcome]] = []
@@ -324,8 +339,8 @@ def test_recent_matches_a_count_of_the_calls(calls: list[tuple[float, Outcome, b
         return
     [(_, recent)] = found
     end = recent.end - 1_700_000_000.0  # back on the registry clock
-    for i in range(RECENT_MINUTES):
-        start = end - (RECENT_MINUTES - i) * 60
-        minute = [o for t, o in log if start <= t < start + 60]
+    for i in range(BUCKETS):
+        start = end - (BUCKETS - i) * BUCKET_S
+        minute = [o for t, o in log if start <= t < start + BUCKET_S]
         assert recent.good[i] == minute.count(Outcome.SUCCESS), i
         assert recent.bad[i] == minute.count(Outcome.FAILURE), i

@@ -156,6 +156,8 @@
     const good = (history && history.good) || [];
     const bad = (history && history.bad) || [];
     const n = good.length;
+    const step = n ? 120 / n : 0;
+    const minutes = Math.round((n * ((history && history.bucket_s) || 60)) / 60);
     const bars = [];
     let calls = 0;
     let ok = 0;
@@ -167,9 +169,9 @@
       const rate = good[i] / total;
       const h = Math.max(2, Math.round(rate * 22));
       const rect = document.createElementNS(SVG, "rect");
-      rect.setAttribute("x", String(i * 2));
+      rect.setAttribute("x", String(i * step));
       rect.setAttribute("y", String(24 - h));
-      rect.setAttribute("width", "1.6");
+      rect.setAttribute("width", String(step * 0.8));
       rect.setAttribute("height", String(h));
       rect.setAttribute("class", rate >= 0.95 ? "ok" : rate >= 0.5 ? "warn" : "bad");
       bars.push(rect);
@@ -184,8 +186,8 @@
     svg.setAttribute(
       "aria-label",
       calls
-        ? "Success rate per minute, last " + n + " minutes: " + percent(ok / calls) + " of " + calls + " calls"
-        : "No calls in the last " + n + " minutes"
+        ? "Success rate over the last " + minutes + " minutes: " + percent(ok / calls) + " of " + calls + " calls"
+        : "No calls in the last " + minutes + " minutes"
     );
   }
 
