@@ -33,7 +33,7 @@ DAY_S: Final = 86400
 
 class Tier(NamedTuple):
     width_s: int
-    count: int  # buckets in the ring
+    size: int  # buckets in the ring
     offset: int  # where the ring starts in the series' arrays
 
 
@@ -70,8 +70,8 @@ class Layout:
 
     def resolution_at(self, now: float, start: float) -> int:
         """The bucket width with which a window starting at ``start`` is read at ``now``."""
-        for width, count, _ in self.tiers:
-            oldest = (math.floor(now / width) - count + 1) * width
+        for width, size, _ in self.tiers:
+            oldest = (math.floor(now / width) - size + 1) * width
             if start >= oldest:
                 return width
         return self.tiers[-1].width_s
@@ -91,7 +91,7 @@ class History:
         self.bad = array("I", bytes(4 * layout.size))
         # The newest bucket index of each tier (time // width).
         self.heads = [math.floor(now / t.width_s) for t in layout.tiers]
-        self.pos = self.heads[0] % layout.tiers[0].count  # the current fine bucket's slot
+        self.pos = self.heads[0] % layout.tiers[0].size  # the current fine bucket's slot
         self.edge = (self.heads[0] + 1) * FINE_WIDTH_S  # when the current fine bucket ends
 
     # --- recording (hot path) -------------------------------------------------------------------
@@ -116,14 +116,14 @@ class History:
         for i in range(1, len(tiers)):
             bucket = head * fine.width_s // tiers[i].width_s
             self._advance_tier(i, bucket)
-            if (g or b) and bucket > self.heads[i] - tiers[i].count:
-                slot = tiers[i].offset + bucket % tiers[i].count
+            if (g or b) and bucket > self.heads[i] - tiers[i].size:
+                slot = tiers[i].offset + bucket % tiers[i].size
                 self.good[slot] = min(self.good[slot] + g, _MAX_COUNT)
                 self.bad[slot] = min(self.bad[slot] + b, _MAX_COUNT)
         self._advance_tier(0, minute)
         for i in range(1, len(tiers)):
             self._advance_tier(i, math.floor(now / tiers[i].width_s))
-        self.pos = minute % fine.count
+        self.pos = minute % fine.size
         self.edge = (minute + 1) * fine.width_s
         return True
 
@@ -133,8 +133,8 @@ class History:
             return
         tier = self.layout.tiers[i]
         # Clear every bucket the clock moved past (at most the whole ring).
-        for k in range(head + 1, min(bucket, head + tier.count) + 1):
-            slot = tier.offset + k % tier.count
+        for k in range(head + 1, min(bucket, head + tier.size) + 1):
+            slot = tier.offset + k % tier.size
             self.good[slot] = 0
             self.bad[slot] = 0
         self.heads[i] = bucket
@@ -150,7 +150,7 @@ class History:
         tiers = self.layout.tiers
         fine = tiers[0]
         end = self.heads[0] + 1  # exclusive bucket index: the current minute is included
-        oldest = self.heads[0] - fine.count + 1
+        oldest = self.heads[0] - fine.size + 1
         if start >= oldest * fine.width_s:
             return self._tail(counts, 0, start, end)
         total: float = _ring_sum(counts, fine, oldest, end)
@@ -161,14 +161,14 @@ class History:
             hand = hand_bucket * prev.width_s  # the time counted so far begins at
             c = -(-hand // tier.width_s)  # the first tier-i bucket starting at or after `hand`
             junction = c - 1  # the tier-i bucket holding `hand` (or just before it)
-            part = float(counts[tier.offset + junction % tier.count])
+            part = float(counts[tier.offset + junction % tier.size])
             if hand != c * tier.width_s:  # the finer tier already counted [hand, c·width)
                 part -= _ring_sum(counts, prev, hand_bucket, c * tier.width_s // prev.width_s)
             junction_start = junction * tier.width_s
             if start >= junction_start:
                 return total + part * (hand - start) / (hand - junction_start)
             total += part
-            oldest = self.heads[i] - tier.count + 1
+            oldest = self.heads[i] - tier.size + 1
             if start >= oldest * tier.width_s or i == len(tiers) - 1:
                 return total + self._tail(counts, i, max(start, oldest * tier.width_s), junction)
             total += _ring_sum(counts, tier, oldest, junction)
@@ -182,14 +182,14 @@ class History:
         if first >= end:
             return 0.0
         fraction = (first + 1) - start / tier.width_s
-        return fraction * counts[tier.offset + first % tier.count] + _ring_sum(counts, tier, first + 1, end)
+        return fraction * counts[tier.offset + first % tier.size] + _ring_sum(counts, tier, first + 1, end)
 
 
 def _ring_sum(counts: array[int], tier: Tier, first: int, end: int) -> int:
     """Sum of tier buckets ``first`` .. ``end - 1`` (bucket indices, within the ring)."""
     if end <= first:
         return 0
-    n, off = tier.count, tier.offset
+    n, off = tier.size, tier.offset
     a, b = first % n, end % n
     if a < b:
         return sum(counts[off + a : off + b])

@@ -112,7 +112,11 @@ class SLO:
             raise ValueError(f"SLO {self.name}: match takes {', '.join(MATCH_FIELDS)}, not {sorted(unknown)}")
         if self.sli not in ("availability", "latency"):
             raise ValueError(f"SLO {self.name}: sli must be 'availability' or 'latency', got {self.sli!r}")
-        if self.sli == "latency" and self.latency_threshold_s is None and self.first_chunk_threshold_s is None:
+        if (
+            self.sli == "latency"
+            and self.latency_threshold_s is None
+            and self.first_chunk_threshold_s is None
+        ):
             raise ValueError(f"SLO {self.name}: a latency SLO needs latency_threshold_s")
         for alert in self.alerts:
             if not isinstance(alert, BurnRateAlert):
