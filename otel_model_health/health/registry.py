@@ -31,10 +31,10 @@ from .. import semconv
 from .._internal import report_internal_error
 from ..keys import DIRECT_GATEWAY, ModelKey
 from ..outcomes import Outcome
-from .breaker import CLOSED, Permit, RandomSource
 from ..slo.definition import SLO
 from ..slo.status import SloStatus, series_status
 from ..slo.tracker import AlertChange, compile_slos, evaluate_all, track
+from .breaker import CLOSED, Permit, RandomSource
 from .dispatch import Dispatcher
 from .model_state import UNHEALTHY, ModelState, Step, callers_mistake
 from .store import HealthStore, MemoryStore, Unattributed

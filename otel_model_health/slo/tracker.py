@@ -1,9 +1,9 @@
 """Per key: one history per matching SLO, the burn rates read from it, and the alerts' states.
 
 ``Plan`` is an SLO compiled once (outcome table, windows, history layout); ``KeySlos`` (a tuple of
-``Series``) is what a ``ModelState`` carries when at least one SLO matches its key (keys without one carry None and pay one
-attribute read per record). ``Series.record`` runs under the registry's lock on every call of such a
-key: it classifies the call and bumps one counter per SLO. Alerts are evaluated when a minute closes,
+``Series``) is what a ``ModelState`` carries when at least one SLO matches its key (keys without one
+carry None and pay one attribute read per record). ``Series.record`` runs under the registry's lock on
+every call of such a key: it classifies the call and bumps one counter per SLO. Alerts are evaluated when a minute closes,
 on a bad event at most every ``EVALUATE_EVERY_S``, and on reads (metrics collection, /health/slo), so an
 alert also resolves when traffic stops.
 """
@@ -11,6 +11,7 @@ alert also resolves when traffic stops.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from fnmatch import fnmatchcase
 from typing import Final, NamedTuple
 
 from opentelemetry.trace import SpanContext
@@ -85,8 +86,6 @@ class Plan:
 
 
 def _operation_matches(pattern: str, operation: str) -> bool:
-    from fnmatch import fnmatchcase
-
     return fnmatchcase(str(operation), pattern)
 
 

@@ -77,7 +77,7 @@ def test_burn_rates_and_alerts_match_the_brute_force_reference(
                     long[1] > alert.burn_rate_threshold - EPS and short[1] > alert.burn_rate_threshold - EPS
                 )
             else:
-                assert short[0] <= alert.burn_rate_threshold + EPS
+                assert short[0] <= threshold + EPS
             assert long[0] - EPS <= alert.long_burn_rate <= long[1] + EPS
             assert short[0] - EPS <= alert.short_burn_rate <= short[1] + EPS
         changes.clear()
