@@ -3,9 +3,9 @@
 ``Plan`` is an SLO compiled once (outcome table, windows, history layout); ``KeySlos`` (a tuple of
 ``Series``) is what a ``ModelState`` carries when at least one SLO matches its key (keys without one
 carry None and pay one attribute read per record). ``Series.record`` runs under the registry's lock on
-every call of such a key: it classifies the call and bumps one counter per SLO. Alerts are evaluated when a minute closes,
-on a bad event at most every ``EVALUATE_EVERY_S``, and on reads (metrics collection, /health/slo), so an
-alert also resolves when traffic stops.
+every call of such a key: it classifies the call and bumps one counter per SLO. Alerts are evaluated
+when a minute closes, on a bad event at most every ``EVALUATE_EVERY_S``, and on reads (metrics
+collection, /health/slo), so an alert also resolves when traffic stops.
 """
 
 from __future__ import annotations
