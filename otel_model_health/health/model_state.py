@@ -261,9 +261,7 @@ class ModelState:
         calls = window.successes + window.failures
         config = self.config
         slow = bool(
-            calls
-            and calls >= config.minimum_calls
-            and window.slow / calls >= config.slow_call_rate_threshold
+            calls and calls >= config.minimum_calls and window.slow / calls >= config.slow_call_rate_threshold
         )
         if slow is self.slow_degraded:
             return
