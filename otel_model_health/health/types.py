@@ -91,7 +91,8 @@ class BreakerConfig:
             )
         if not 0 < self.slow_call_rate_threshold <= 1:
             raise ValueError(
-                f"BreakerConfig.slow_call_rate_threshold must be in (0, 1], got {self.slow_call_rate_threshold!r}"
+                "BreakerConfig.slow_call_rate_threshold must be in (0, 1], "
+                f"got {self.slow_call_rate_threshold!r}"
             )
         if not 0 <= self.degraded_below <= 1:
             raise ValueError(f"BreakerConfig.degraded_below must be in [0, 1], got {self.degraded_below!r}")
