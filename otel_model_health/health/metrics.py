@@ -88,6 +88,13 @@ class HealthMetrics:
             description="Errors inside otel_model_health's own telemetry code, swallowed.",
         )
 
+        self.slow_call_rate = meter.create_observable_gauge(
+            semconv.METRIC_MH_SLOW_CALL_RATE,
+            callbacks=[self._guard("slow_call_rate", self._slow_call_rate)],
+            unit="1",
+            description="Slow calls / calls in each model's window (absent when empty); at or over "
+            "slow_call_rate_threshold the model is degraded.",
+        )
         # SLOs (docs/slo.md): one read of every series per collection, shared by the three instruments.
         self.slo_burn_rate = meter.create_observable_gauge(
             semconv.METRIC_MH_SLO_BURN_RATE,
@@ -149,6 +156,11 @@ class HealthMetrics:
         for state in self._registry.snapshot():
             if state.success_rate is not None:
                 yield Observation(state.success_rate, _key_attributes(state))
+
+    def _slow_call_rate(self) -> Iterable[Observation]:
+        for state in self._registry.snapshot():
+            if state.calls_in_window:
+                yield Observation(state.slow_calls_in_window / state.calls_in_window, _key_attributes(state))
 
     def _breaker_state(self) -> Iterable[Observation]:
         for state in self._registry.snapshot():
