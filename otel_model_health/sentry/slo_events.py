@@ -26,7 +26,7 @@ def level(transition: HealthTransition) -> str:
 
 
 def message(transition: HealthTransition) -> str:
-    """E.g. ``SLO page: chat-availability for openai/gpt-4o via direct (burn 15.6x over 1h, 186x over 5m)``."""
+    """E.g. ``SLO page: chat for openai/gpt-4o via direct (burn 15.6x over 1h, 186x over 5m)``."""
     a = _alert(transition)
     key = transition.key
     return (
