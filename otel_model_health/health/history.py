@@ -54,18 +54,35 @@ class Layout:
         self.size = offset
 
     @classmethod
-    def for_windows(cls, longest_alert_window_s: float, period_s: float) -> Layout:
+    def for_windows(
+        cls, longest_alert_window_s: float, period_s: float, shortest_window_s: float = FINE_COVER_S
+    ) -> Layout:
         """1-minute buckets for 6 h, hours up to the longest alert window, days up to the period.
 
         Each ring holds two buckets more than its cover (the pro-rata edge bucket and the current,
-        partial one), and enough that the hand-over to the next tier lands on closed buckets.
+        partial one), and enough that the hand-over to the next tier lands on closed buckets. Windows
+        shorter than 5 minutes (demos, tests) get finer buckets: a fifth of the shortest window, a divisor
+        of a minute, over the longest alert window, then minutes up to the period.
         """
+        if shortest_window_s < 5 * FINE_WIDTH_S:
+            return cls._short(shortest_window_s, longest_alert_window_s, period_s)
         tiers: list[tuple[int, int]] = [(FINE_WIDTH_S, FINE_COVER_S // FINE_WIDTH_S + 2)]
         hours = max(math.ceil(longest_alert_window_s / HOUR_S), FINE_COVER_S // HOUR_S)
         if longest_alert_window_s > FINE_COVER_S or period_s > FINE_COVER_S:
             tiers.append((HOUR_S, hours + 2))
         if period_s > hours * HOUR_S:
             tiers.append((DAY_S, math.ceil(period_s / DAY_S) + 2))
+        return cls(tiers)
+
+    @classmethod
+    def _short(cls, shortest_s: float, longest_s: float, period_s: float) -> Layout:
+        width = max(w for w in (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30) if w == 1 or w <= shortest_s / 5)
+        tiers = [(width, max(math.ceil(longest_s / width), 2 * FINE_WIDTH_S // width) + 3)]
+        cover = tiers[0][1] * width
+        if period_s > cover - 2 * width:
+            if period_s > FINE_COVER_S:
+                raise ValueError("alert windows under 5 minutes need a period of at most 6 h")
+            tiers.append((FINE_WIDTH_S, math.ceil(period_s / FINE_WIDTH_S) + 3))
         return cls(tiers)
 
     def resolution_at(self, now: float, start: float) -> int:
@@ -92,7 +109,7 @@ class History:
         # The newest bucket index of each tier (time // width).
         self.heads = [math.floor(now / t.width_s) for t in layout.tiers]
         self.pos = self.heads[0] % layout.tiers[0].size  # the current fine bucket's slot
-        self.edge = (self.heads[0] + 1) * FINE_WIDTH_S  # when the current fine bucket ends
+        self.edge = (self.heads[0] + 1) * layout.tiers[0].width_s  # when the current fine bucket ends
 
     # --- recording (hot path) -------------------------------------------------------------------
     def add(self, good: bool, now: float) -> None:

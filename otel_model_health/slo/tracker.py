@@ -65,7 +65,8 @@ class Plan:
         self.first_chunk_s = slo.first_chunk_threshold_s
         self.alerts = tuple((a, a.long_window_s, a.short_window_s, a.burn_rate) for a in slo.alerts)
         longest = max(long for _, long, _, _ in self.alerts)
-        self.layout = Layout.for_windows(longest, slo.period_s)
+        shortest = min(short for _, _, short, _ in self.alerts)
+        self.layout = Layout.for_windows(longest, slo.period_s, shortest)
 
     def windows(self) -> list[float]:
         """Every window an SLO reads, shortest first (its alerts' and its period)."""

@@ -34,14 +34,15 @@ steps = st.lists(
 
 
 def check(history: History, log: EventLog, now: float, window: float) -> None:
-    edge, width = log.edge_bucket(LAYOUT, now, window)
+    layout = history.layout
+    edge, width = log.edge_bucket(layout, now, window)
     wide, narrow = log.counts(edge, now), log.counts(edge + width, now)
     good, bad = history.window(now, window)
     assert narrow[0] - 1e-6 <= good <= wide[0] + 1e-6, (now, window, width, good, narrow, wide)
     assert narrow[1] - 1e-6 <= bad <= wide[1] + 1e-6, (now, window, width, bad, narrow, wide)
     # The error ratio (a burn rate with a budget of 1) within the exact ratios of windows starting in
     # that bucket: the pro-rata edge mixes two of them.
-    low, high = log.burn_bracket(LAYOUT, now, window, 1.0)
+    low, high = log.burn_bracket(layout, now, window, 1.0)
     ratio = bad / (good + bad) if good + bad > 1e-9 else 0.0
     if good + bad > 1e-9:
         assert low - 1e-9 <= ratio <= high + 1e-9
@@ -65,6 +66,43 @@ def test_windows_match_brute_force_within_one_bucket(
             now += 1.0
         check(history, log, now, window)
         for w in WINDOWS:
+            check(history, log, now, w)
+
+
+SHORT = Layout.for_windows(60.0, 600.0, 5.0)  # a demo's windows: 1-second buckets, then minutes
+SHORT_WINDOWS = (5.0, 10.0, 60.0, 600.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.one_of(st.floats(0, 3), st.floats(0, 90), st.floats(0, 900)),
+            st.integers(1, 20),
+            st.floats(0, 1),
+            st.one_of(st.sampled_from(SHORT_WINDOWS), st.floats(1, 700)),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_short_windows_match_brute_force_within_one_bucket(
+    steps: list[tuple[float, int, float, float]],
+) -> None:
+    assert [t.width_s for t in SHORT.tiers] == [1, 60]
+    now = 5_000.5
+    history = History(SHORT, now)
+    log = EventLog()
+    for gap, count, bad_share, window in steps:
+        now += gap
+        bad_every = max(1, round(1 / bad_share)) if bad_share > 0.01 else 0
+        for i in range(count):
+            ok = bad_every == 0 or i % bad_every != 0
+            history.add(ok, now)
+            log.add(now, ok)
+            now += 0.25
+        check(history, log, now, window)
+        for w in SHORT_WINDOWS:
             check(history, log, now, w)
 
 

@@ -1,8 +1,9 @@
 """Latency SLOs and slow calls through the real OpenAI SDK, our transport and the simulated provider.
 
 Call durations are real (the provider's scripted delay); the registry's clock is a ManualClock moved
-30 s per call, so an hour of SLO windows takes 120 calls. Thresholds are a tenth of a second so the
-slowdown (3x the threshold) costs seconds, not minutes.
+30 s per call, so an hour of SLO windows takes 120 calls. Thresholds are a fifth of a second so the
+slowdown (3x the threshold) costs seconds, not minutes, and the steady latency (a tenth of it) stays far
+enough under it on a loaded machine.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from otel_model_health.testing import Fault, ManualClock, SimulatedProvider
 
 pytestmark = pytest.mark.integration  # the simulated provider on 127.0.0.1
 
-THRESHOLD_S = 0.1
+THRESHOLD_S = 0.2
 STEP_S = 30.0  # simulated seconds between calls
 START = 1_000_000 * 60.0
 
@@ -57,9 +58,9 @@ def sim() -> Iterator[SimulatedProvider]:
 
 def test_latency_slo_pages_on_a_slowdown_and_never_on_steady_latency_under_it(sim: SimulatedProvider) -> None:
     setup = Setup(sim)
-    rule = sim.script("gpt-4o", Fault.latency(THRESHOLD_S / 4))  # steady, a quarter of the threshold
+    rule = sim.script("gpt-4o", Fault.latency(THRESHOLD_S / 10))  # steady, a tenth of the threshold
     setup.calls(240)  # two simulated hours
-    assert not [k for k in setup.kinds() if k[0] is Kind.SLO_ALERT_STARTED]
+    assert not [t for t in setup.seen if t.slo_alert is not None and t.slo_alert.severity == "page"]
     sim.clear_faults()
     del rule
     sim.script("gpt-4o", Fault.latency(3 * THRESHOLD_S))  # every call 3x slower than the threshold
