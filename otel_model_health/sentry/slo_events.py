@@ -42,7 +42,8 @@ def fingerprint(transition: HealthTransition) -> list[str]:
     return [FINGERPRINT_SLO, a.slo, key.provider, key.gateway, key.model, a.severity]
 
 
-def tags(transition: HealthTransition) -> dict[str, object]:
+def _subject(transition: HealthTransition) -> dict[str, object]:
+    """What both the tags and the context name: the model, the SLO and the state of the moment."""
     a = _alert(transition)
     key = transition.key
     return {
@@ -51,22 +52,24 @@ def tags(transition: HealthTransition) -> dict[str, object]:
         "model_id": key.model,
         "transition": str(transition.kind),
         "slo": a.slo,
+        "status": str(transition.after_status),
+    }
+
+
+def tags(transition: HealthTransition) -> dict[str, object]:
+    a = _alert(transition)
+    return {
+        **_subject(transition),
         "slo_severity": a.severity,
         "slo_window": f"{window_label(a.long_window_s)}/{window_label(a.short_window_s)}",
         "breaker_state": str(transition.after),
-        "status": str(transition.after_status),
     }
 
 
 def context(transition: HealthTransition, trace_url: str | None) -> dict[str, Any]:
     a = _alert(transition)
-    key = transition.key
     return {
-        "model_id": key.model,
-        "provider": key.provider,
-        "gateway": key.gateway,
-        "transition": str(transition.kind),
-        "slo": a.slo,
+        **_subject(transition),
         "sli": a.sli,
         "objective": a.objective,
         "severity": a.severity,
@@ -77,7 +80,6 @@ def context(transition: HealthTransition, trace_url: str | None) -> dict[str, An
         "short_burn_rate": a.short_burn_rate,
         "error_budget_remaining": a.error_budget_remaining,
         "circuit_breaker_state": str(transition.after),
-        "status": str(transition.after_status),
         # A bad call of the short window (None when none carried a span).
         "trace_sampled": transition.sampled,
         "trace_url": trace_url,

@@ -48,13 +48,15 @@ def check(history: History, log: EventLog, now: float, window: float) -> None:
         assert low - 1e-9 <= ratio <= high + 1e-9
 
 
-@settings(max_examples=60, deadline=None)
-@given(steps=steps, start=st.floats(0, DAY))
-def test_windows_match_brute_force_within_one_bucket(
-    steps: list[tuple[float, int, float, float]], start: float
+def replay(
+    history: History,
+    now: float,
+    steps: list[tuple[float, int, float, float]],
+    *,
+    spacing: float,
+    windows: tuple[float, ...],
 ) -> None:
-    now = 1_000_000.0 + start
-    history = History(LAYOUT, now)
+    """Bursts of events ``spacing`` apart, each burst followed by checks of its window and ``windows``."""
     log = EventLog()
     for gap, count, bad_share, window in steps:
         now += gap
@@ -63,10 +65,18 @@ def test_windows_match_brute_force_within_one_bucket(
             ok = bad_every == 0 or i % bad_every != 0
             history.add(ok, now)
             log.add(now, ok)
-            now += 1.0
-        check(history, log, now, window)
-        for w in WINDOWS:
+            now += spacing
+        for w in (window, *windows):
             check(history, log, now, w)
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps=steps, start=st.floats(0, DAY))
+def test_windows_match_brute_force_within_one_bucket(
+    steps: list[tuple[float, int, float, float]], start: float
+) -> None:
+    now = 1_000_000.0 + start
+    replay(History(LAYOUT, now), now, steps, spacing=1.0, windows=WINDOWS)
 
 
 SHORT = Layout.for_windows(60.0, 600.0, 5.0)  # a demo's windows: 1-second buckets, then minutes
@@ -91,19 +101,7 @@ def test_short_windows_match_brute_force_within_one_bucket(
 ) -> None:
     assert [t.width_s for t in SHORT.tiers] == [1, 60]
     now = 5_000.5
-    history = History(SHORT, now)
-    log = EventLog()
-    for gap, count, bad_share, window in steps:
-        now += gap
-        bad_every = max(1, round(1 / bad_share)) if bad_share > 0.01 else 0
-        for i in range(count):
-            ok = bad_every == 0 or i % bad_every != 0
-            history.add(ok, now)
-            log.add(now, ok)
-            now += 0.25
-        check(history, log, now, window)
-        for w in SHORT_WINDOWS:
-            check(history, log, now, w)
+    replay(History(SHORT, now), now, steps, spacing=0.25, windows=SHORT_WINDOWS)
 
 
 def test_exact_when_the_window_starts_on_a_bucket_edge() -> None:
