@@ -23,6 +23,7 @@ _registry: HealthRegistry | None = None
 _tracer_provider: trace.TracerProvider | None = None
 _meter_provider: metrics.MeterProvider | None = None
 _capture_content: bool | None = None
+_enforce: bool | None = None
 generation = 0
 
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
@@ -35,13 +36,15 @@ def set_defaults(
     tracer_provider: trace.TracerProvider | None,
     meter_provider: metrics.MeterProvider | None,
     capture_content: bool | None = None,
+    enforce: bool | None = None,
 ) -> None:
-    global _registry, _tracer_provider, _meter_provider, _capture_content, generation
+    global _registry, _tracer_provider, _meter_provider, _capture_content, _enforce, generation
     with _lock:
         _registry = registry
         _tracer_provider = tracer_provider
         _meter_provider = meter_provider
         _capture_content = capture_content
+        _enforce = enforce
         generation += 1
 
 
@@ -82,6 +85,25 @@ def capture_content_enabled() -> bool:
         return cached[1]
     value = os.environ.get(CAPTURE_CONTENT_ENV, "").strip().lower() in _CAPTURE_ON
     _env_capture = (generation, value)
+    return value
+
+
+ENFORCE_ENV = "MODEL_HEALTH_ENFORCE"
+_ENFORCE_ON = frozenset({"true", "1", "yes", "on"})
+_env_enforce: tuple[int, bool] | None = None
+
+
+def enforce_enabled() -> bool:
+    """Enforcement (docs/enforcement.md) where an instrumentation was given no ``enforce``: configure()'s
+    option, else ``MODEL_HEALTH_ENFORCE`` read on first use and again after each ``configure()``."""
+    global _env_enforce
+    if _enforce is not None:
+        return _enforce
+    cached = _env_enforce
+    if cached is not None and cached[0] == generation:
+        return cached[1]
+    value = os.environ.get(ENFORCE_ENV, "").strip().lower() in _ENFORCE_ON
+    _env_enforce = (generation, value)
     return value
 
 

@@ -25,6 +25,9 @@ class Outcome(enum.StrEnum):
     # The caller's mistakes, not the model's health: counted and visible, never in a window or an incident.
     UNKNOWN_MODEL = "unknown_model"  # 404 for a model never seen to succeed (a typo, a made-up name)
     AUTH_ERROR = "auth_error"  # 401/402/403, per-account quota: the credential, not the model
+    # Refused by enforcement before any I/O (docs/enforcement.md): the call was never made, so it says
+    # nothing about the model and never enters a window.
+    REJECTED = "rejected"
 
 
 class StreamEnd(enum.StrEnum):
@@ -51,6 +54,7 @@ AUTH_ERROR: Final = "auth_error"
 MALFORMED_RESPONSE: Final = "malformed_response"  # a 2xx body or stream event that is not JSON
 CANCELLED: Final = "cancelled"
 STREAM_ERROR: Final = "stream_error"  # an `error` event whose type the provider did not name
+MODEL_UNAVAILABLE: Final = "model_unavailable"  # refused by enforcement: breaker open, trials busy, 429
 
 SUCCESS: Final = Classification(Outcome.SUCCESS, None)
 

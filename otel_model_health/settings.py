@@ -89,6 +89,7 @@ class Settings:
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
     max_keys: int = DEFAULT_MAX_KEYS
     capture_content: bool | None = None
+    enforce: bool | None = None
     critical_models: tuple[str, ...] = ()
     trace_url_template: str | None = None
     sentry: SentrySettings = field(default_factory=SentrySettings)

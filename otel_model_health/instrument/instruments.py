@@ -33,6 +33,7 @@ class Instruments:
         "metric_models",
         "metric_response_models",
         "recorder",
+        "rejections",
         "tokens",
         "tracer",
         "ttfc",
@@ -67,6 +68,11 @@ class Instruments:
             unit="s",
             description="Time to receive the first chunk of a streamed response.",
             explicit_bucket_boundaries_advisory=list(semconv.DURATION_BUCKETS),
+        )
+        self.rejections = meter.create_counter(
+            semconv.METRIC_MH_REJECTIONS,
+            unit="{call}",
+            description="Model calls refused by enforcement before any network I/O.",
         )
         self.recorder = recorder
         self.classify = classify

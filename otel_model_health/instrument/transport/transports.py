@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Final
 
 from opentelemetry import metrics, trace
 
-from ... import defaults
+from ... import defaults, enforcement
 from ..._internal import report_internal_error
 from ...health.types import HealthRecorder
 from ...hosts import HostResolver, Route, route_key
@@ -209,8 +209,10 @@ class TransportBase:
         gateway: str | None = None,
         hosts: Mapping[str, Route | str | tuple[str | None, str | None]] | None = None,
         capture_content: bool | None = None,
+        enforce: bool | None = None,
     ) -> None:
         self._mh_module = httpx_support.load(self._mh_module_name)
+        self._mh_enforce = enforce
         self._mh_core = _Core(
             registry=registry,
             tracer_provider=tracer_provider,
@@ -224,6 +226,15 @@ class TransportBase:
 
     def _default_inner(self) -> Any:
         raise NotImplementedError
+
+    def _mh_refused(self, observer: CallObserver, request: Any) -> Any:
+        """With enforcement on, the synthetic answer to a refused call (no I/O), else None."""
+        if not enforcement.enforcing(self._mh_enforce):
+            return None
+        refusal = enforcement.admit(observer.m)
+        if refusal is None:
+            return None
+        return enforcement.refusal_response(self._mh_module, request, refusal)
 
     @property
     def wrapped(self) -> Any:
@@ -241,7 +252,9 @@ class ModelHealthTransport(TransportBase):
 
     Options: ``registry``, ``tracer_provider``, ``meter_provider`` (default: ``configure()``'s, else the
     global ones), ``provider`` / ``gateway`` (override the host table for every call), ``hosts`` (extra
-    host table entries), ``capture_content`` (default: the GenAI env variable)."""
+    host table entries), ``capture_content`` (default: the GenAI env variable), ``enforce`` (refuse calls to
+    a model that is down with a synthetic 503, docs/enforcement.md; default: ``configure()``'s, else
+    ``MODEL_HEALTH_ENFORCE``, else off)."""
 
     def __new__(cls, transport: Any = None, *, module: str | None = None, **_options: Any) -> Any:
         target = cls
@@ -260,6 +273,8 @@ class ModelHealthTransport(TransportBase):
         observer = core.start(request, endpoint)
         if observer is None:
             return self._transport.handle_request(request)
+        if (refused := self._mh_refused(observer, request)) is not None:
+            return refused
         m = observer.m
         token = m.activate()
         try:
@@ -307,6 +322,8 @@ class AsyncModelHealthTransport(TransportBase):
         observer = core.start(request, endpoint)
         if observer is None:
             return await self._transport.handle_async_request(request)
+        if (refused := self._mh_refused(observer, request)) is not None:
+            return refused
         m = observer.m
         token = m.activate()
         try:
