@@ -175,7 +175,8 @@ def test_retry_after_end_to_end_in_real_time(sim: SimulatedProvider) -> None:
             refusals += 1
             time.sleep(0.1)
     print(
-        f"refused {refusals} calls; the first call let through came {time.monotonic() - limited_at:.2f} s after the 429"
+        f"refused {refusals} calls; the first call let through came "
+        f"{time.monotonic() - limited_at:.2f} s after the 429"
     )
     assert refusals >= 1
     assert [r.status for r in sim.requests_for(MODEL)] == [429, 200]
