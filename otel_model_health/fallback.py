@@ -16,7 +16,7 @@ from typing import TypeVar
 
 from . import defaults
 from .enforcement import is_refusal
-from .health.admission import Choice
+from .health.admission import Choice, soonest
 from .health.registry import HealthRegistry
 from .keys import ModelKey
 
@@ -54,12 +54,18 @@ class _Candidates:
     def next(self) -> ModelKey:
         choice = self.registry.choose(self.left)
         if choice.key is None:
-            # Ask about every candidate again: the soonest retry time is the answer the caller needs.
-            final = self.registry.choose(self.all) if self.left else choice
-            raise NoModelAvailableError(final) from self.last_error
+            raise NoModelAvailableError(self._final()) from self.last_error
         # Those passed over are not tried again in this fallback, nor is the chosen one if it fails.
         del self.left[: self.left.index(choice.key) + 1]
         return choice.key
+
+    def _final(self) -> Choice:
+        """Every candidate's refusal now (those that failed without being refused have none), and the
+        soonest time one may be tried again: the answer the caller needs."""
+        refusals = tuple(r for key in self.all for r in self.registry.choose((key,)).refusals)
+        wait = soonest(refusals)
+        retry_at = None if wait is None else self.registry.wall_time() + wait
+        return Choice(None, refusals, wait, retry_at)
 
     def moves_on(self, exc: Exception) -> bool:
         self.last_error = exc
