@@ -8,6 +8,7 @@ last".
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Final
 
 from opentelemetry import metrics, trace
@@ -28,6 +29,7 @@ class Instruments:
     """Tracer, GenAI histograms, recorder and classifier for one set of providers."""
 
     __slots__ = (
+        "admit",
         "classify",
         "duration",
         "metric_models",
@@ -75,6 +77,8 @@ class Instruments:
             description="Model calls refused by enforcement before any network I/O.",
         )
         self.recorder = recorder
+        # Enforcement's question to the registry, looked up once; None for a recorder without it.
+        self.admit: Callable[[ModelKey], object] | None = getattr(recorder, "admit", None)
         self.classify = classify
         self.metric_models: set[ModelKey] = set()
         self.metric_response_models: set[str] = set()
