@@ -31,14 +31,21 @@ from ._internal import report_internal_error
 from .health.admission import Refusal
 from .health.breaker import Permit
 from .keys import ModelKey
-from .outcomes import MODEL_UNAVAILABLE, Classification, Outcome
+from .outcomes import MODEL_UNAVAILABLE, REFUSED_HEADER, REJECTED, classify_exception
 
 if TYPE_CHECKING:
     from .instrument.measurement import CallMeasurement
 
-REFUSED_HEADER: Final = "x-model-health-refused"  # on the synthetic response: the reason
 REFUSED_STATUS: Final = 503
-_REJECTED: Final = Classification(Outcome.REJECTED, MODEL_UNAVAILABLE)
+__all__ = [
+    "REFUSED_HEADER",
+    "ModelUnavailableError",
+    "admit",
+    "admit_or_raise",
+    "enforcing",
+    "is_refusal",
+    "refusal_response",
+]
 
 
 class ModelUnavailableError(Exception):
@@ -104,7 +111,7 @@ def _reject(m: CallMeasurement, refusal: Refusal) -> None:
     m.span.set_attribute(semconv.MH_REJECTION_REASON, refusal.reason)
     # No error message: the reason attribute says it all, and a message would be cleaned of the request's
     # content and scrubbed, a third of a refusal's cost, for a text that is ours.
-    m.finish(classification=_REJECTED)
+    m.finish(classification=REJECTED)
     inst.rejections.add(
         1,
         {
@@ -149,11 +156,4 @@ def refusal_response(module: Any, request: Any, refusal: Refusal) -> Any:
 def is_refusal(exc: BaseException) -> bool:
     """True for a ``ModelUnavailableError`` and for an SDK error raised from the transport's refusal (its
     ``response`` carries ``x-model-health-refused``)."""
-    if isinstance(exc, ModelUnavailableError):
-        return True
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    try:
-        return headers is not None and headers.get(REFUSED_HEADER) is not None
-    except Exception:
-        return False
+    return isinstance(exc, ModelUnavailableError) or classify_exception(exc) is REJECTED

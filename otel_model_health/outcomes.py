@@ -77,6 +77,9 @@ CREDENTIAL_ERROR_CODES: Final = frozenset(
     }
 )
 AUTH: Final = Classification(Outcome.AUTH_ERROR, AUTH_ERROR)
+REJECTED: Final = Classification(Outcome.REJECTED, MODEL_UNAVAILABLE)
+# The header of the transport's synthetic answer to a refused call (enforcement.py): the reason.
+REFUSED_HEADER: Final = "x-model-health-refused"
 
 # Exception class names (any class in the MRO) of the openai / anthropic SDKs, httpx(2) and the
 # standard library, mapped to an outcome. Looked up by name so no SDK needs importing.
@@ -103,6 +106,7 @@ _EXCEPTION_NAMES: Final[dict[str, Classification]] = {
     "GeneratorExit": Classification(Outcome.NEUTRAL, CANCELLED),
     "KeyboardInterrupt": Classification(Outcome.NEUTRAL, CANCELLED),
     "SystemExit": Classification(Outcome.NEUTRAL, CANCELLED),  # the process is stopping, like Ctrl-C
+    "ModelUnavailableError": REJECTED,  # refused by enforcement (a call inside this one)
 }
 
 # `error.type` values other instrumentations put on GenAI spans: SDK exception names (above) and
@@ -148,6 +152,15 @@ def classify_status(status_code: int) -> Classification:
     return Classification(Outcome.NEUTRAL, str(status_code))
 
 
+def _refused(exc: BaseException) -> bool:
+    """The SDK error raised from our transport's refusal (docs/enforcement.md): its response says so."""
+    headers = getattr(getattr(exc, "response", None), "headers", None)
+    try:
+        return headers is not None and headers.get(REFUSED_HEADER) is not None
+    except Exception:
+        return False
+
+
 def classify_exception(exc: BaseException) -> Classification:
     """Map an exception raised by a model call. SDK errors carrying ``status_code`` use the status (and
     their ``code``, for the account errors that come with a 429)."""
@@ -155,6 +168,8 @@ def classify_exception(exc: BaseException) -> Classification:
     if isinstance(status, int) and not isinstance(status, bool):
         if getattr(exc, "code", None) in CREDENTIAL_ERROR_CODES:
             return AUTH
+        if status == 503 and _refused(exc):
+            return REJECTED
         return classify_status(status)
     for cls in type(exc).__mro__:
         hit = _EXCEPTION_NAMES.get(cls.__name__)

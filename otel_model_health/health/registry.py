@@ -1,6 +1,6 @@
 """HealthRegistry: the per-model state machines behind one lock, their transitions, and routing.
 
-(About 450 lines, most of them the public API's docstrings: reads, routing, manual control and the
+(About 500 lines, most of them the public API's docstrings: reads, routing, manual control and the
 keyword form of ``record``. The decisions are in ``model_state``, ``outages``; containers in ``store``.)
 
 The rules live in ``ModelState`` (one per key) and the containers in a ``HealthStore``; the registry

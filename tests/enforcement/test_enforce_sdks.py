@@ -15,7 +15,7 @@ import openai
 import pytest
 from kit import API_KEY, Telemetry, make_telemetry
 
-from otel_model_health import BreakerConfig, HealthRegistry, instrument_client
+from otel_model_health import BreakerConfig, HealthRegistry, instrument_client, monitor
 from otel_model_health.enforcement import REFUSED_HEADER
 from otel_model_health.health.types import BreakerState
 from otel_model_health.testing import Fault, ManualClock, SimulatedProvider
@@ -182,3 +182,23 @@ def test_retry_after_end_to_end_in_real_time(sim: SimulatedProvider) -> None:
     assert [r.status for r in sim.requests_for(MODEL)] == [429, 200]
     client.close()
     telemetry.shutdown()
+
+
+def test_a_refused_attempt_inside_a_decorated_call_is_not_the_models_failure(
+    sim: SimulatedProvider, t: Telemetry[HealthRegistry]
+) -> None:
+    client = _openai(sim, t, max_retries=2)
+    t.recorder.force_open(provider="openai", model=MODEL, gateway="self_hosted")
+
+    @monitor(provider="openai", **t.options())  # passive itself, around an enforcing client
+    def handler(model: str) -> Any:
+        return client.chat.completions.create(model=model, messages=MESSAGES)
+
+    with pytest.raises(openai.InternalServerError):
+        handler(model=MODEL)
+    assert sim.requests_for(MODEL) == []
+    # The innermost outcome (the transport's refusal) wins: the decorator records no failure either.
+    assert t.recorder.get(provider="openai", model=MODEL) is None
+    outcomes = [(s.attributes or {}).get("model_health.outcome") for s in t.model_spans()]
+    assert outcomes == ["rejected", "rejected"]  # the decorator's span says why its call failed
+    client.close()
