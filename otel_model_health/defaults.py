@@ -70,41 +70,42 @@ def default_meter_provider() -> metrics.MeterProvider:
     return _meter_provider if _meter_provider is not None else metrics.get_meter_provider()
 
 
-_env_capture: tuple[int, bool] | None = None  # (generation, value): the variable read once per generation
+class _EnvFlag:
+    """A yes/no environment variable, read on first use and again after each ``configure()`` (a new
+    ``generation``), not on every call."""
+
+    __slots__ = ("_cached", "_on", "variable")
+
+    def __init__(self, variable: str, on: frozenset[str]) -> None:
+        self.variable = variable
+        self._on = on
+        self._cached: tuple[int, bool] | None = None  # (generation, value)
+
+    def get(self) -> bool:
+        cached = self._cached
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        value = os.environ.get(self.variable, "").strip().lower() in self._on
+        self._cached = (generation, value)
+        return value
+
+
+_env_capture = _EnvFlag(CAPTURE_CONTENT_ENV, _CAPTURE_ON)
 
 
 def capture_content_enabled() -> bool:
-    """Prompt/completion capture: off unless configure() or the GenAI env variable opts in.
-
-    The variable is read on first use and again after each ``configure()``, not on every call."""
-    global _env_capture
-    if _capture_content is not None:
-        return _capture_content
-    cached = _env_capture
-    if cached is not None and cached[0] == generation:
-        return cached[1]
-    value = os.environ.get(CAPTURE_CONTENT_ENV, "").strip().lower() in _CAPTURE_ON
-    _env_capture = (generation, value)
-    return value
+    """Prompt/completion capture: off unless configure() or the GenAI env variable opts in."""
+    return _capture_content if _capture_content is not None else _env_capture.get()
 
 
 ENFORCE_ENV = "MODEL_HEALTH_ENFORCE"
-_ENFORCE_ON = frozenset({"true", "1", "yes", "on"})
-_env_enforce: tuple[int, bool] | None = None
+_env_enforce = _EnvFlag(ENFORCE_ENV, frozenset({"true", "1", "yes", "on"}))
 
 
 def enforce_enabled() -> bool:
     """Enforcement (docs/enforcement.md) where an instrumentation was given no ``enforce``: configure()'s
-    option, else ``MODEL_HEALTH_ENFORCE`` read on first use and again after each ``configure()``."""
-    global _env_enforce
-    if _enforce is not None:
-        return _enforce
-    cached = _env_enforce
-    if cached is not None and cached[0] == generation:
-        return cached[1]
-    value = os.environ.get(ENFORCE_ENV, "").strip().lower() in _ENFORCE_ON
-    _env_enforce = (generation, value)
-    return value
+    option, else ``MODEL_HEALTH_ENFORCE``."""
+    return _enforce if _enforce is not None else _env_enforce.get()
 
 
 _call_classifier: CallClassifier | None = None

@@ -15,20 +15,8 @@ from otel_model_health import HealthRegistry, ModelKey, ModelUnavailableError, i
 from otel_model_health.outcomes import Outcome
 from otel_model_health.testing import Fault, SimulatedProvider
 
+from . import harness as h
 from .bench_calls import _empty_loop
-from .harness import (
-    Bar,
-    Panel,
-    Providers,
-    Results,
-    Scale,
-    Target,
-    Workload,
-    interleave,
-    median,
-    paired_diff,
-    us,
-)
 
 SECTION: Final = "8. Enforcement"
 HEALTHY: Final = "gpt-4o-mini"
@@ -41,7 +29,7 @@ def _noop(model: str) -> None:
     return None
 
 
-def _decorated(registry: HealthRegistry, providers: Providers, *, enforce: bool) -> Callable[[str], None]:
+def _decorated(registry: HealthRegistry, providers: h.Providers, *, enforce: bool) -> Callable[[str], None]:
     return monitor(  # type: ignore[no-any-return]
         provider="openai",
         enforce=enforce,
@@ -51,7 +39,7 @@ def _decorated(registry: HealthRegistry, providers: Providers, *, enforce: bool)
     )(_noop)
 
 
-def _calls(func: Callable[[str], object], model: str) -> Workload:
+def _calls(func: Callable[[str], object], model: str) -> h.Workload:
     def run(n: int) -> None:
         for _ in range(n):
             with contextlib.suppress(ModelUnavailableError):
@@ -60,7 +48,7 @@ def _calls(func: Callable[[str], object], model: str) -> Workload:
     return run
 
 
-def _admits(registry: HealthRegistry, key: ModelKey) -> Workload:
+def _admits(registry: HealthRegistry, key: ModelKey) -> h.Workload:
     admit = registry.admit
 
     def run(n: int) -> None:
@@ -70,7 +58,7 @@ def _admits(registry: HealthRegistry, key: ModelKey) -> Workload:
     return run
 
 
-def _sdk_calls(client: openai.OpenAI, model: str) -> Workload:
+def _sdk_calls(client: openai.OpenAI, model: str) -> h.Workload:
     def run(n: int) -> None:
         for _ in range(n):
             with contextlib.suppress(openai.InternalServerError):
@@ -80,7 +68,7 @@ def _sdk_calls(client: openai.OpenAI, model: str) -> Workload:
 
 
 def _client(
-    sim: SimulatedProvider, registry: HealthRegistry, providers: Providers, **options: Any
+    sim: SimulatedProvider, registry: HealthRegistry, providers: h.Providers, **options: Any
 ) -> openai.OpenAI:
     http_client = instrument_client(
         openai.DefaultHttpxClient(),
@@ -92,15 +80,15 @@ def _client(
     return openai.OpenAI(base_url=sim.openai_base_url, api_key="sk-bench", http_client=http_client, **options)
 
 
-def bench_enforcement(scale: Scale, providers: Providers) -> Results:
-    results = Results()
+def bench_enforcement(scale: h.Scale, providers: h.Providers) -> h.Results:
+    results = h.Results()
     registry = HealthRegistry()
     for model in (HEALTHY, DOWN):  # both known to the registry, one of them down
         registry.record(ModelKey(provider="openai", model=model), Outcome.SUCCESS)
     registry.force_open(provider="openai", model=DOWN, duration_s=3600.0)
     passive = _decorated(registry, providers, enforce=False)
     enforcing = _decorated(registry, providers, enforce=True)
-    cpu = interleave(
+    cpu = h.interleave(
         {
             "empty": _empty_loop,
             "admit, CLOSED": _admits(registry, ModelKey(provider="openai", model=HEALTHY)),
@@ -112,18 +100,20 @@ def bench_enforcement(scale: Scale, providers: Providers) -> Results:
         n=scale.n(4000),
         rounds=scale.r(11),
     )
-    admit_closed = paired_diff(cpu["admit, CLOSED"], cpu["empty"])
-    admit_open = paired_diff(cpu["admit, OPEN"], cpu["empty"])
-    added_closed = paired_diff(cpu["@monitor, enforce, CLOSED"], cpu["@monitor, passive"])
-    refused_decorated = paired_diff(cpu["@monitor, enforce, refused"], cpu["empty"])
-    passive_call = paired_diff(cpu["@monitor, passive"], cpu["empty"])
-    results.figure(SECTION, "registry.admit, CLOSED model (lock-free)", us(admit_closed), "µs/call")
-    results.figure(SECTION, "registry.admit, OPEN model (refusal)", us(admit_open), "µs/call")
-    results.figure(SECTION, "@monitor: enforce on, healthy model, over passive", us(added_closed), "µs/call")
+    admit_closed = h.paired_diff(cpu["admit, CLOSED"], cpu["empty"])
+    admit_open = h.paired_diff(cpu["admit, OPEN"], cpu["empty"])
+    added_closed = h.paired_diff(cpu["@monitor, enforce, CLOSED"], cpu["@monitor, passive"])
+    refused_decorated = h.paired_diff(cpu["@monitor, enforce, refused"], cpu["empty"])
+    passive_call = h.paired_diff(cpu["@monitor, passive"], cpu["empty"])
+    results.figure(SECTION, "registry.admit, CLOSED model (lock-free)", h.us(admit_closed), "µs/call")
+    results.figure(SECTION, "registry.admit, OPEN model (refusal)", h.us(admit_open), "µs/call")
     results.figure(
-        SECTION, "@monitor: a refused call (span, counter, raise)", us(refused_decorated), "µs/call"
+        SECTION, "@monitor: enforce on, healthy model, over passive", h.us(added_closed), "µs/call"
     )
-    results.figure(SECTION, "@monitor: a measured call, passive (for scale)", us(passive_call), "µs/call")
+    results.figure(
+        SECTION, "@monitor: a refused call (span, counter, raise)", h.us(refused_decorated), "µs/call"
+    )
+    results.figure(SECTION, "@monitor: a measured call, passive (for scale)", h.us(passive_call), "µs/call")
 
     with SimulatedProvider() as sim:
         sim.script(DOWN, Fault.hang())
@@ -132,23 +122,26 @@ def bench_enforcement(scale: Scale, providers: Providers) -> Results:
         registry.record(transport_key, Outcome.SUCCESS)
         registry.force_open(provider="openai", model=DOWN, gateway="self_hosted", duration_s=3600.0)
         # The whole SDK call, refused by the transport: wall clock (no I/O is involved, so CPU ~ wall).
-        sdk = interleave(
+        sdk = h.interleave(
             {"refused": _sdk_calls(refusing, DOWN)},
             n=scale.n(400),
             rounds=scale.r(7),
             clock=time.perf_counter,
         )
-        refused_sdk = median(sdk["refused"])
+        refused_sdk = h.median(sdk["refused"])
         waiting = _client(
             sim, HealthRegistry(), providers, enforce=False, max_retries=0, timeout=HANG_TIMEOUT_S
         )
         waits = [_timed_timeout(waiting) for _ in range(scale.r(3))]
         refusing.close()
         waiting.close()
-    waited = median(waits)
+    waited = h.median(waits)
     ratio = waited / refused_sdk if refused_sdk > 0 else float("inf")
     results.figure(
-        SECTION, "openai SDK call refused by the transport (max_retries=2), wall", us(refused_sdk), "µs/call"
+        SECTION,
+        "openai SDK call refused by the transport (max_retries=2), wall",
+        h.us(refused_sdk),
+        "µs/call",
     )
     results.figure(
         SECTION,
@@ -159,31 +152,31 @@ def bench_enforcement(scale: Scale, providers: Providers) -> Results:
     )
     results.figure(SECTION, "wall time saved per call: hanging call / refused call", ratio, "×")
     results.panels.append(
-        Panel(
+        h.Panel(
             "8. Enforcement: CPU per call",
             "µs",
             (
-                Bar("admit, CLOSED", us(admit_closed)),
-                Bar("admit, OPEN", us(admit_open)),
-                Bar("@monitor refused", us(refused_decorated)),
-                Bar("@monitor passive call", us(passive_call), baseline=True),
-                Bar("SDK call refused (wall)", us(refused_sdk)),
+                h.Bar("admit, CLOSED", h.us(admit_closed)),
+                h.Bar("admit, OPEN", h.us(admit_open)),
+                h.Bar("@monitor refused", h.us(refused_decorated)),
+                h.Bar("@monitor passive call", h.us(passive_call), baseline=True),
+                h.Bar("SDK call refused (wall)", h.us(refused_sdk)),
             ),
         )
     )
     results.targets.append(
-        Target(
+        h.Target(
             "Enforcement on a healthy model adds ≤ 2 µs per decorated call",
-            f"{us(added_closed):+.2f} µs",
+            f"{h.us(added_closed):+.2f} µs",
             "≤ 2 µs",
             added_closed <= 2e-6,
             lambda: _calls(enforcing, HEALTHY)(scale.n(20000)),
         )
     )
     results.targets.append(
-        Target(
+        h.Target(
             "A refused SDK call returns ≥ 100× sooner than waiting for a hanging provider",
-            f"{ratio:,.0f}× ({us(refused_sdk):.0f} µs vs {waited * 1e3:.0f} ms)",
+            f"{ratio:,.0f}× ({h.us(refused_sdk):.0f} µs vs {waited * 1e3:.0f} ms)",
             "≥ 100×",
             ratio >= 100,
         )

@@ -8,7 +8,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from kit import Telemetry, make_telemetry
+from kit import Telemetry
 
 from otel_model_health import (
     BreakerConfig,
@@ -27,15 +27,8 @@ CONFIG = BreakerConfig(open_wait_s=30.0, max_open_wait_s=30.0, jitter=0.0, half_
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(500.0)
-
-
-@pytest.fixture
-def t(clock: ManualClock) -> Iterator[Telemetry[HealthRegistry]]:
-    telemetry = make_telemetry(HealthRegistry(config=CONFIG, clock=clock, wall_clock=lambda: 1e9 + clock()))
-    yield telemetry
-    telemetry.shutdown()
+def breaker_config() -> BreakerConfig:
+    return CONFIG
 
 
 def _open(registry: HealthRegistry, duration_s: float | None = None) -> None:

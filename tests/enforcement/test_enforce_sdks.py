@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -29,15 +28,8 @@ MESSAGES: Any = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(100.0)
-
-
-@pytest.fixture
-def t(clock: ManualClock) -> Iterator[Telemetry[HealthRegistry]]:
-    telemetry = make_telemetry(HealthRegistry(config=CONFIG, clock=clock))
-    yield telemetry
-    telemetry.shutdown()
+def breaker_config() -> BreakerConfig:
+    return CONFIG
 
 
 def _openai(sim: SimulatedProvider, t: Telemetry[Any], *, max_retries: int = 2) -> openai.OpenAI:

@@ -8,13 +8,12 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
-from kit import API_KEY, Telemetry, make_telemetry
+from kit import API_KEY, Telemetry
 
 from otel_model_health import (
     BreakerConfig,
@@ -63,15 +62,8 @@ def test_the_fallback_example_routes_around_each_outage() -> None:
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(10.0)
-
-
-@pytest.fixture
-def t(clock: ManualClock) -> Iterator[Telemetry[HealthRegistry]]:
-    telemetry = make_telemetry(HealthRegistry(config=CONFIG, clock=clock, wall_clock=lambda: 1e9 + clock()))
-    yield telemetry
-    telemetry.shutdown()
+def breaker_config() -> BreakerConfig:
+    return CONFIG
 
 
 def test_call_with_fallback_on_a_manual_clock(
