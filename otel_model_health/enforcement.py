@@ -75,6 +75,8 @@ def admit(m: CallMeasurement) -> Refusal | None:
         ask = m.instruments.admit  # None: a recorder that is no HealthRegistry, nothing is enforced
         if ask is None:
             return None
+        if m.health_operation == semconv.OPERATION_HEALTH_CHECK:
+            return None  # probes are never refused: they are how an operator learns a model is back
         key = m.key
         # A trial slot held by an enclosing call of the same model covers this one (a decorated function
         # calling an instrumented client): the slot is one call, whichever layer measures it.

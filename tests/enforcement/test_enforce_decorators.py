@@ -18,6 +18,7 @@ from otel_model_health import (
     Outcome,
     defaults,
     monitor,
+    probe,
 )
 from otel_model_health.health.types import BreakerState, HealthTransition
 from otel_model_health.testing import ManualClock
@@ -196,3 +197,14 @@ def test_a_recorder_without_admission_enforces_nothing(telemetry: Telemetry[obje
 
     assert create(model="gpt-4o") == "ok"
     assert telemetry.recorder.outcomes == [Outcome.SUCCESS]  # type: ignore[attr-defined]
+
+
+def test_health_checks_are_never_refused(t: Telemetry[HealthRegistry]) -> None:
+    @probe(provider="openai", enforce=True, **t.options())
+    def check(model: str) -> str:
+        return "pong"
+
+    _open(t.recorder)
+    assert check(model="gpt-4o") == "pong"  # recorded while OPEN: counts, does not move the state
+    state = t.recorder.get(provider="openai", model="gpt-4o")
+    assert state is not None and state.outcome_totals[("health_check", Outcome.SUCCESS)] == 1
