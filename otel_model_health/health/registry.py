@@ -390,18 +390,11 @@ class HealthRegistry:
         ``half_open_trials`` slots per half-open period (see ``Permit``).
         """
         key = ModelKey(provider=provider, model=model, gateway=gateway)
-        with self._section():
+        decision = self.admit(key)
+        if decision is None:
             state = self._store.lookup(key)
-            if state is None:
-                return Permit(key, expires_at=None, period=0)
-            now = self._clock()
-            self._advance(state, now)
-            if not state.available(now):
-                return None
-            breaker = state.breaker
-            if breaker.state is CLOSED:
-                return Permit(key, expires_at=None, period=breaker.period)
-            return breaker.hand_out_permit(key, now, self._release_permit)
+            return Permit(key, expires_at=None, period=0 if state is None else state.breaker.period)
+        return decision if isinstance(decision, Permit) else None
 
     def admit(self, key: ModelKey) -> Permit | Refusal | None:
         """Enforcement's question: may a call to ``key`` go out now? None: yes (CLOSED, or a model never
