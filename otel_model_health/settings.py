@@ -91,6 +91,7 @@ class Settings:
     max_keys: int = DEFAULT_MAX_KEYS
     slos: tuple[SLO, ...] = ()
     capture_content: bool | None = None
+    enforce: bool | None = None
     critical_models: tuple[str, ...] = ()
     trace_url_template: str | None = None
     sentry: SentrySettings = field(default_factory=SentrySettings)

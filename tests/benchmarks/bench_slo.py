@@ -1,4 +1,4 @@
-"""Section 8, in process: what SLOs cost. Bytes per key with SLOs on at the key cap, and the record()
+"""Section 9, in process: what SLOs cost. Bytes per key with SLOs on at the key cap, and the record()
 cost they add (interleaved with a registry without SLOs, and one whose SLO matches no key)."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ NO_MATCH: Final = SLO("other", match={"provider": "no-such-provider"})
 
 def bench_slo(scale: Scale) -> Results:
     results = Results()
-    section = "8. SLOs"
+    section = "9. SLOs"
     base, _ = bytes_per_key()
     one, _ = bytes_per_key(slos=[AVAILABILITY])
     two, _ = bytes_per_key(slos=[AVAILABILITY, LATENCY])

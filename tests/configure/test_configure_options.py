@@ -38,6 +38,7 @@ SAMPLES: dict[str, tuple[Any, str | None]] = {
     "max_keys": (7, None),
     "slos": (str(EXAMPLE_SLOS), str(EXAMPLE_SLOS)),
     "capture_content": (True, None),
+    "enforce": (True, "on"),
     "call_classifier": (lambda **_: (omh.Outcome.SUCCESS, None), None),
     "sentry_enabled": (True, "yes"),
     "sentry_dsn": ("https://k@o1.example/2", "https://k@o1.example/2"),

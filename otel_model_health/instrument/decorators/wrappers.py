@@ -25,7 +25,7 @@ from ... import semconv
 from ...health.types import HealthRecorder
 from .call_args import unwrap_descriptor
 from .call_plan import AttributesHook, CallPlan, KeyPart
-from .call_results import finish_exception
+from .call_results import DecoratedCallStep
 from .generators import drive_async_generator, drive_generator
 from .stream_managers import observe_result
 
@@ -42,17 +42,9 @@ def _sync_wrapper(plan: CallPlan) -> Wrapper:
 
     def monitored_call(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         m = start(instance, args, kwargs)
-        if m is None:
-            return wrapped(*args, **kwargs)
-        token = m.activate()
-        try:
+        with DecoratedCallStep(m):
             result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            m.deactivate(token)
-            finish_exception(m, exc)
-            raise
-        m.deactivate(token)
-        return observe_result(m, result)
+        return result if m is None else observe_result(m, result)
 
     return monitored_call
 
@@ -64,19 +56,11 @@ def _async_wrapper(plan: CallPlan) -> Wrapper:
         wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         m = start(instance, args, kwargs)
-        if m is None:
-            return await wrapped(*args, **kwargs)
         # The span stays current across the awaits: they suspend this task only, never the caller's
         # code, and the token is detached in the same context it was attached in.
-        token = m.activate()
-        try:
+        with DecoratedCallStep(m):
             result = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            m.deactivate(token)
-            finish_exception(m, exc)
-            raise
-        m.deactivate(token)
-        return observe_result(m, result)
+        return result if m is None else observe_result(m, result)
 
     return monitored_call
 
@@ -132,6 +116,7 @@ class DecoratorOptions(TypedDict, total=False):
     registry: HealthRecorder | None
     tracer_provider: trace.TracerProvider | None
     meter_provider: metrics.MeterProvider | None
+    enforce: bool | None  # refuse calls to a model that is down (docs/enforcement.md)
 
 
 def _make_decorator(func: Any, health_operation: str, options: DecoratorOptions) -> Any:
@@ -153,6 +138,7 @@ def _make_decorator(func: Any, health_operation: str, options: DecoratorOptions)
             registry=options.get("registry"),
             tracer_provider=options.get("tracer_provider"),
             meter_provider=options.get("meter_provider"),
+            enforce=options.get("enforce"),
         )
         decorated: Any = wrapt.FunctionWrapper(wrapped, _wrapper_for(wrapped, plan))  # type: ignore[arg-type]
         setattr(decorated, MEASURED_MARKER, True)
@@ -180,6 +166,8 @@ def monitor(func: Any = None, /, **options: Unpack[DecoratorOptions]) -> Any:
     ...) or ``"unknown"``; without ``gateway``, ``"direct"``. ``operation`` is ``gen_ai.operation.name``
     (default ``chat``). ``attributes`` returns extra span attributes for a call. ``registry``,
     ``tracer_provider`` and ``meter_provider`` default to those of ``configure()``, else the global ones.
+    ``enforce`` refuses a call to a model that is down with ``ModelUnavailableError`` (docs/enforcement.md;
+    default: ``configure()``'s, else ``MODEL_HEALTH_ENFORCE``, else off).
     Usable bare (``@monitor``) or with arguments (``@monitor(provider="openai")``). See docs/decorators.md.
     """
     return _make_decorator(func, semconv.OPERATION_INFERENCE, options)
