@@ -12,8 +12,8 @@ already counted is subtracted, so the only approximation is at the window's old 
 contains ``now - W`` is counted pro rata (the fraction of it inside the window). Hence the documented
 bound (docs/slo.md): the counts lie between the exact counts of the window starting at that bucket's end
 and of the window starting at its start, and the burn rate between the exact burn rates of two windows
-whose starts lie in that bucket. The bucket is one minute for a window start within the last ~6 h, one
-hour up to the longest alert window, one day beyond.
+whose starts lie in that bucket. The bucket is one minute for a window start within the last hour, five
+minutes within the last 6 h, one hour up to the longest alert window, one day beyond.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from typing import Final, NamedTuple
 _MAX_COUNT: Final = 0xFFFFFFFF  # counts saturate (a coarse bucket at > 1M calls/s per model)
 
 FINE_WIDTH_S: Final = 60
-FINE_COVER_S: Final = 6 * 3600
+MID_WIDTH_S: Final = 300
+FINE_COVER_S: Final = 6 * 3600  # the 5-minute tier's cover (the 1-minute tier covers an hour)
 HOUR_S: Final = 3600
 DAY_S: Final = 86400
 
@@ -57,7 +58,8 @@ class Layout:
     def for_windows(
         cls, longest_alert_window_s: float, period_s: float, shortest_window_s: float = FINE_COVER_S
     ) -> Layout:
-        """1-minute buckets for 6 h, hours up to the longest alert window, days up to the period.
+        """1-minute buckets for an hour, 5-minute ones for 6 h, hours up to the longest alert window,
+        days up to the period: the pages' windows at 1 minute, the ticket's short one at 5 minutes.
 
         Each ring holds two buckets more than its cover (the pro-rata edge bucket and the current,
         partial one), and enough that the hand-over to the next tier lands on closed buckets. Windows
@@ -66,7 +68,10 @@ class Layout:
         """
         if shortest_window_s < 5 * FINE_WIDTH_S:
             return cls._short(shortest_window_s, longest_alert_window_s, period_s)
-        tiers: list[tuple[int, int]] = [(FINE_WIDTH_S, FINE_COVER_S // FINE_WIDTH_S + 2)]
+        tiers: list[tuple[int, int]] = [
+            (FINE_WIDTH_S, HOUR_S // FINE_WIDTH_S + 2),
+            (MID_WIDTH_S, FINE_COVER_S // MID_WIDTH_S + 2),
+        ]
         hours = max(math.ceil(longest_alert_window_s / HOUR_S), FINE_COVER_S // HOUR_S)
         if longest_alert_window_s > FINE_COVER_S or period_s > FINE_COVER_S:
             tiers.append((HOUR_S, hours + 2))

@@ -167,7 +167,7 @@ class ModelState:
             and state is CLOSED
             and not breaker.level
             and not self.in_incident
-            and not self.slow_degraded
+            and not breaker.window.slow  # a slow call in the window: any call may cross the threshold
             and not self._is_slow(result)
         ):
             # the common case: a success of a model with nothing going on (``_count`` inlined);
@@ -185,7 +185,7 @@ class ModelState:
             and state is OPEN
             and now < breaker.open_until
             and self.in_incident
-            and not self.slow_degraded
+            and not breaker.window.slow
             and not self._is_slow(result)
         ):
             # the steady state of an outage: calls still fail while the breaker waits.

@@ -49,7 +49,7 @@ Notify = Callable[[AlertChange], None]
 class Plan:
     """An SLO compiled for the record path."""
 
-    __slots__ = ("alerts", "budget", "codes", "fast_s", "first_chunk_s", "layout", "operation", "slo")
+    __slots__ = ("alerts", "budget", "codes", "fast_s", "first_chunk_s", "layout", "operation", "ops", "slo")
 
     def __init__(self, slo: SLO) -> None:
         self.slo = slo
@@ -67,6 +67,8 @@ class Plan:
         longest = max(long for _, long, _, _ in self.alerts)
         shortest = min(short for _, _, short, _ in self.alerts)
         self.layout = Layout.for_windows(longest, slo.period_s, shortest)
+        # operation -> matches, shared by every key's series (a handful of values; bounded anyway)
+        self.ops: dict[str, bool] = {}
 
     def windows(self) -> list[float]:
         """Every window an SLO reads, shortest first (its alerts' and its period)."""
@@ -119,7 +121,7 @@ class Series:
         self.bad_context: SpanContext | None = None
         self.bad_at = -1e300
         self.next_eval = now
-        self.ops: dict[str, bool] = {}  # operation -> matches (a few values per key)
+        self.ops = plan.ops  # the plan's: one small dict per SLO, not per key
 
     def record(self, result: CallResult, now: float, notify: Notify) -> None:
         """The hot path: classify, bump the current minute's counter (the rest only when due)."""
@@ -151,7 +153,7 @@ class Series:
 
     def _learn(self, operation: str) -> bool:
         matches = _operation_matches(self.plan.operation, operation)
-        if len(self.ops) < 16:  # bounded: operations are a handful of values per key
+        if len(self.ops) < 64:  # bounded: operations are a handful of values
             self.ops[operation] = matches
         return matches
 

