@@ -10,7 +10,7 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "slo_alerts.py"
 
 def test_slo_example() -> None:
     lines = runpy.run_path(str(EXAMPLE))["main"]()
-    kinds = [line.split()[1:3] for line in lines[:5]]
+    kinds = [line.split()[2:4] for line in lines[:5]]
     assert kinds == [
         ["slo_alert_started", "page"],
         ["slo_alert_started", "page"],
