@@ -12,8 +12,8 @@ already counted is subtracted, so the only approximation is at the window's old 
 contains ``now - W`` is counted pro rata (the fraction of it inside the window). Hence the documented
 bound (docs/slo.md): the counts lie between the exact counts of the window starting at that bucket's end
 and of the window starting at its start, and the burn rate between the exact burn rates of two windows
-whose starts lie in that bucket. The bucket is one minute for a window start within the last ~6 h, one
-hour up to the longest alert window, one day beyond.
+whose starts lie in that bucket. The bucket is one minute for a window start within the last hour, five
+minutes within the last 6 h, one hour up to the longest alert window, one day beyond.
 """
 
 from __future__ import annotations
@@ -26,14 +26,15 @@ from typing import Final, NamedTuple
 _MAX_COUNT: Final = 0xFFFFFFFF  # counts saturate (a coarse bucket at > 1M calls/s per model)
 
 FINE_WIDTH_S: Final = 60
-FINE_COVER_S: Final = 6 * 3600
+MID_WIDTH_S: Final = 300
+FINE_COVER_S: Final = 6 * 3600  # the 5-minute tier's cover (the 1-minute tier covers an hour)
 HOUR_S: Final = 3600
 DAY_S: Final = 86400
 
 
 class Tier(NamedTuple):
     width_s: int
-    count: int  # buckets in the ring
+    size: int  # buckets in the ring
     offset: int  # where the ring starts in the series' arrays
 
 
@@ -54,13 +55,23 @@ class Layout:
         self.size = offset
 
     @classmethod
-    def for_windows(cls, longest_alert_window_s: float, period_s: float) -> Layout:
-        """1-minute buckets for 6 h, hours up to the longest alert window, days up to the period.
+    def for_windows(
+        cls, longest_alert_window_s: float, period_s: float, shortest_window_s: float = FINE_COVER_S
+    ) -> Layout:
+        """1-minute buckets for an hour, 5-minute ones for 6 h, hours up to the longest alert window,
+        days up to the period: the pages' windows at 1 minute, the ticket's short one at 5 minutes.
 
         Each ring holds two buckets more than its cover (the pro-rata edge bucket and the current,
-        partial one), and enough that the hand-over to the next tier lands on closed buckets.
+        partial one), and enough that the hand-over to the next tier lands on closed buckets. Windows
+        shorter than 5 minutes (demos, tests) get finer buckets: a fifth of the shortest window, a divisor
+        of a minute, over the longest alert window, then minutes up to the period.
         """
-        tiers: list[tuple[int, int]] = [(FINE_WIDTH_S, FINE_COVER_S // FINE_WIDTH_S + 2)]
+        if shortest_window_s < 5 * FINE_WIDTH_S:
+            return cls._short(shortest_window_s, longest_alert_window_s, period_s)
+        tiers: list[tuple[int, int]] = [
+            (FINE_WIDTH_S, HOUR_S // FINE_WIDTH_S + 2),
+            (MID_WIDTH_S, FINE_COVER_S // MID_WIDTH_S + 2),
+        ]
         hours = max(math.ceil(longest_alert_window_s / HOUR_S), FINE_COVER_S // HOUR_S)
         if longest_alert_window_s > FINE_COVER_S or period_s > FINE_COVER_S:
             tiers.append((HOUR_S, hours + 2))
@@ -68,10 +79,21 @@ class Layout:
             tiers.append((DAY_S, math.ceil(period_s / DAY_S) + 2))
         return cls(tiers)
 
+    @classmethod
+    def _short(cls, shortest_s: float, longest_s: float, period_s: float) -> Layout:
+        width = max(w for w in (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30) if w == 1 or w <= shortest_s / 5)
+        tiers = [(width, max(math.ceil(longest_s / width), 2 * FINE_WIDTH_S // width) + 3)]
+        cover = tiers[0][1] * width
+        if period_s > cover - 2 * width:
+            if period_s > FINE_COVER_S:
+                raise ValueError("alert windows under 5 minutes need a period of at most 6 h")
+            tiers.append((FINE_WIDTH_S, math.ceil(period_s / FINE_WIDTH_S) + 3))
+        return cls(tiers)
+
     def resolution_at(self, now: float, start: float) -> int:
         """The bucket width with which a window starting at ``start`` is read at ``now``."""
-        for width, count, _ in self.tiers:
-            oldest = (math.floor(now / width) - count + 1) * width
+        for width, size, _ in self.tiers:
+            oldest = (math.floor(now / width) - size + 1) * width
             if start >= oldest:
                 return width
         return self.tiers[-1].width_s
@@ -91,8 +113,8 @@ class History:
         self.bad = array("I", bytes(4 * layout.size))
         # The newest bucket index of each tier (time // width).
         self.heads = [math.floor(now / t.width_s) for t in layout.tiers]
-        self.pos = self.heads[0] % layout.tiers[0].count  # the current fine bucket's slot
-        self.edge = (self.heads[0] + 1) * FINE_WIDTH_S  # when the current fine bucket ends
+        self.pos = self.heads[0] % layout.tiers[0].size  # the current fine bucket's slot
+        self.edge = (self.heads[0] + 1) * layout.tiers[0].width_s  # when the current fine bucket ends
 
     # --- recording (hot path) -------------------------------------------------------------------
     def add(self, good: bool, now: float) -> None:
@@ -116,14 +138,14 @@ class History:
         for i in range(1, len(tiers)):
             bucket = head * fine.width_s // tiers[i].width_s
             self._advance_tier(i, bucket)
-            if (g or b) and bucket > self.heads[i] - tiers[i].count:
-                slot = tiers[i].offset + bucket % tiers[i].count
+            if (g or b) and bucket > self.heads[i] - tiers[i].size:
+                slot = tiers[i].offset + bucket % tiers[i].size
                 self.good[slot] = min(self.good[slot] + g, _MAX_COUNT)
                 self.bad[slot] = min(self.bad[slot] + b, _MAX_COUNT)
         self._advance_tier(0, minute)
         for i in range(1, len(tiers)):
             self._advance_tier(i, math.floor(now / tiers[i].width_s))
-        self.pos = minute % fine.count
+        self.pos = minute % fine.size
         self.edge = (minute + 1) * fine.width_s
         return True
 
@@ -133,8 +155,8 @@ class History:
             return
         tier = self.layout.tiers[i]
         # Clear every bucket the clock moved past (at most the whole ring).
-        for k in range(head + 1, min(bucket, head + tier.count) + 1):
-            slot = tier.offset + k % tier.count
+        for k in range(head + 1, min(bucket, head + tier.size) + 1):
+            slot = tier.offset + k % tier.size
             self.good[slot] = 0
             self.bad[slot] = 0
         self.heads[i] = bucket
@@ -150,7 +172,7 @@ class History:
         tiers = self.layout.tiers
         fine = tiers[0]
         end = self.heads[0] + 1  # exclusive bucket index: the current minute is included
-        oldest = self.heads[0] - fine.count + 1
+        oldest = self.heads[0] - fine.size + 1
         if start >= oldest * fine.width_s:
             return self._tail(counts, 0, start, end)
         total: float = _ring_sum(counts, fine, oldest, end)
@@ -161,14 +183,14 @@ class History:
             hand = hand_bucket * prev.width_s  # the time counted so far begins at
             c = -(-hand // tier.width_s)  # the first tier-i bucket starting at or after `hand`
             junction = c - 1  # the tier-i bucket holding `hand` (or just before it)
-            part = float(counts[tier.offset + junction % tier.count])
+            part = float(counts[tier.offset + junction % tier.size])
             if hand != c * tier.width_s:  # the finer tier already counted [hand, c·width)
                 part -= _ring_sum(counts, prev, hand_bucket, c * tier.width_s // prev.width_s)
             junction_start = junction * tier.width_s
             if start >= junction_start:
                 return total + part * (hand - start) / (hand - junction_start)
             total += part
-            oldest = self.heads[i] - tier.count + 1
+            oldest = self.heads[i] - tier.size + 1
             if start >= oldest * tier.width_s or i == len(tiers) - 1:
                 return total + self._tail(counts, i, max(start, oldest * tier.width_s), junction)
             total += _ring_sum(counts, tier, oldest, junction)
@@ -182,14 +204,14 @@ class History:
         if first >= end:
             return 0.0
         fraction = (first + 1) - start / tier.width_s
-        return fraction * counts[tier.offset + first % tier.count] + _ring_sum(counts, tier, first + 1, end)
+        return fraction * counts[tier.offset + first % tier.size] + _ring_sum(counts, tier, first + 1, end)
 
 
 def _ring_sum(counts: array[int], tier: Tier, first: int, end: int) -> int:
     """Sum of tier buckets ``first`` .. ``end - 1`` (bucket indices, within the ring)."""
     if end <= first:
         return 0
-    n, off = tier.count, tier.offset
+    n, off = tier.size, tier.offset
     a, b = first % n, end % n
     if a < b:
         return sum(counts[off + a : off + b])

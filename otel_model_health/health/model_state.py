@@ -41,6 +41,7 @@ OUTCOMES: Final = (
     Outcome.NEUTRAL,
     Outcome.UNKNOWN_MODEL,
     Outcome.AUTH_ERROR,
+    Outcome.REJECTED,
 )
 OUTCOME_INDEX: Final[dict[Outcome, int]] = {o: i for i, o in enumerate(OUTCOMES)}
 # Module constants: an enum member read through its class (`Outcome.SUCCESS`) costs a lookup per record.
@@ -76,8 +77,9 @@ class Step(NamedTuple):
 
 Emit: TypeAlias = Callable[[Step], None]
 
-# Outcomes that are the caller's mistake, not the model's health: counted, never judged (docs/outcomes.md).
-_CALLERS_MISTAKES: Final = frozenset({Outcome.UNKNOWN_MODEL, Outcome.AUTH_ERROR})
+# Outcomes that are not the model's health: counted, never judged (docs/outcomes.md). The caller's
+# mistakes, and a refusal recorded by hand (the instrumentation never records its own refusals here).
+_CALLERS_MISTAKES: Final = frozenset({Outcome.UNKNOWN_MODEL, Outcome.AUTH_ERROR, Outcome.REJECTED})
 
 
 def callers_mistake(result: CallResult, state: ModelState | None) -> Outcome | None:
@@ -124,6 +126,9 @@ class ModelState:
         "recent_edge",
         "recent_good",
         "slo",
+        "slow_call_s",
+        "slow_degraded",
+        "slow_first_chunk_s",
         "timeline",
         "totals",
     )
@@ -156,6 +161,10 @@ class ModelState:
         self.recent_good = self.recent_bad = 0
         self.recent_edge = bucket_end(now)
         self.timeline: tuple[Any, ...] | None = None  # flat: see recent.note
+        # Slow calls: thresholds (inf: off) and whether the window's slow share has the model degraded.
+        self.slow_call_s = config.slow_call_duration_s or math.inf
+        self.slow_first_chunk_s = config.slow_first_chunk_s or math.inf
+        self.slow_degraded = False
 
     # --- outcomes -------------------------------------------------------------------------------
     def record(self, result: CallResult, now: float, emit: Emit) -> None:
@@ -167,7 +176,14 @@ class ModelState:
             close_buckets(self, now)
         # Two shortcuts skip the clock step and the status computation of the general path, for the
         # outcomes that can change nothing (tests/health/test_fast_paths.py proves them equal to it):
-        if outcome is _SUCCESS and state is CLOSED and not breaker.level and not self.in_incident:
+        if (
+            outcome is _SUCCESS
+            and state is CLOSED
+            and not breaker.level
+            and not self.in_incident
+            and not breaker.window.slow  # a slow call in the window: any call may cross the threshold
+            and not self._is_slow(result)
+        ):
             # the common case: a success of a model with nothing going on (``_count`` inlined);
             operation = result.health_operation
             counts = self.totals.get(operation)
@@ -178,7 +194,14 @@ class ModelState:
             self.last_outcome_at = now
             self.last_operation = operation
             breaker.on_outcome(True, result.latency_s, result.started_at, now)
-        elif outcome is _FAILURE and state is OPEN and now < breaker.open_until and self.in_incident:
+        elif (
+            outcome is _FAILURE
+            and state is OPEN
+            and now < breaker.open_until
+            and self.in_incident
+            and not breaker.window.slow
+            and not self._is_slow(result)
+        ):
             # the steady state of an outage: calls still fail while the breaker waits.
             self._count(result.health_operation, _I_FAILURE, now)
             self._keep_error(result, now)
@@ -201,6 +224,8 @@ class ModelState:
         if outcome is _FAILURE:
             self.last_failure = now
             kind = breaker.on_outcome(False, result.latency_s, result.started_at, now)
+            if self._is_slow(result):
+                breaker.window.mark_slow(now)
             self.incident_failed += 1
             if not self.in_incident:
                 self._start_incident(now, failed=1)
@@ -208,10 +233,14 @@ class ModelState:
             if kind is not None:  # BREAKER_OPENED or HALF_OPEN_FAILED
                 self.incident_opened = True
                 emit(Step(kind, before_state, breaker.state, before_status))
+            self._check_slow(now, emit, before_state, before_status)
         elif outcome is _SUCCESS:
             kind = breaker.on_outcome(True, result.latency_s, result.started_at, now)
+            if self._is_slow(result):
+                breaker.window.mark_slow(now)
             if kind is TransitionKind.RECOVERED or self._incident_cleared():
                 emit(self._recover(before_state, before_status, now))
+            self._check_slow(now, emit, before_state, before_status)
         else:
             if outcome is _RATE_LIMITED:
                 wait = result.retry_after_s
@@ -235,6 +264,38 @@ class ModelState:
         totals = self.totals.values()
         return sum(c[_I_SUCCESS] for c in totals), sum(c[_I_FAILURE] for c in totals)
 
+    # --- slow calls -----------------------------------------------------------------------------
+    def _is_slow(self, result: CallResult) -> bool:
+        """At or over its threshold: a stream's first chunk, else the whole call."""
+        first_chunk = result.first_chunk_s
+        if first_chunk is not None:
+            return first_chunk >= self.slow_first_chunk_s
+        latency = result.latency_s
+        return latency is not None and latency >= self.slow_call_s
+
+    def _check_slow(
+        self, now: float, emit: Emit, before_state: BreakerState, before_status: HealthStatus
+    ) -> None:
+        """Degraded while the window's slow share is at or over the threshold (with minimum_calls);
+        opened as well when ``slow_calls_open`` opts in."""
+        window = self.breaker.window
+        calls = window.successes + window.failures
+        config = self.config
+        slow = bool(
+            calls and calls >= config.minimum_calls and window.slow / calls >= config.slow_call_rate_threshold
+        )
+        if slow is self.slow_degraded:
+            return
+        self.slow_degraded = slow
+        kind = TransitionKind.SLOW_CALLS if slow else TransitionKind.SLOW_CALLS_CLEARED
+        emit(Step(kind, before_state, self.breaker.state, before_status))
+        if slow and config.slow_calls_open and self.breaker.state is CLOSED:
+            self.breaker.force_open(now, None)
+            if not self.in_incident:
+                self._start_incident(now, failed=0)
+            self.incident_opened = True
+            emit(Step(TransitionKind.BREAKER_OPENED, before_state, OPEN, before_status))
+
     def has_succeeded(self) -> bool:
         return any(counts[_I_SUCCESS] for counts in self.totals.values())
 
@@ -246,6 +307,10 @@ class ModelState:
             emit(Step(TransitionKind.HALF_OPEN, OPEN, HALF_OPEN, UNHEALTHY, at=breaker.half_open_since))
         elif self._incident_cleared():  # a time window aged the incident's failures out
             emit(self._recover(CLOSED, self.status(now), now))
+        window = breaker.window
+        if (self.slow_degraded or window.slow) and self.config.window_kind == "time":
+            # a time window ages calls out: the slow share may have crossed the threshold either way
+            self._check_slow(now, emit, breaker.state, self.status(now))
 
     def status(self, now: float) -> HealthStatus:
         breaker = self.breaker
@@ -258,7 +323,7 @@ class ModelState:
         stale_after = self.config.stale_after_s
         if stale_after and now - last >= stale_after:
             return STALE
-        if state is HALF_OPEN or now < self.rate_limited_until:
+        if state is HALF_OPEN or now < self.rate_limited_until or self.slow_degraded:
             return DEGRADED
         window = breaker.window
         calls = window.successes + window.failures
@@ -296,6 +361,7 @@ class ModelState:
         self.rate_limited_until = -math.inf
         if changed or self.in_incident:
             emit(self._recover(before_state, before_status, now))
+        self._check_slow(now, emit, before_state, before_status)
 
     # --- reading ---------------------------------------------------------------------------------
     def snapshot(self, now: float, wall: Callable[[float], float]) -> ModelHealthState:
@@ -341,6 +407,7 @@ class ModelState:
             rate_limited_until=wall(self.rate_limited_until) if self.rate_limited_until > now else None,
             first_seen_at=wall(self.first_seen),
             as_of=wall(now),
+            slow_calls_in_window=window.slow,
         )
 
     # --- internals ------------------------------------------------------------------------------

@@ -64,6 +64,13 @@ class BreakerConfig:
     rate_limit_default_s: float = 10.0  # unavailability after a 429 without Retry-After
     degraded_below: float = 0.95  # status `degraded` when the success rate is below this
     stale_after_s: float = 600.0  # status `stale` after this long without an outcome
+    # Slow calls (docs/health-model.md#slow-calls): a call at or over its threshold is slow (a stream by its
+    # first chunk; 0 turns a threshold off). When the window's slow share reaches the rate (with at least
+    # minimum_calls calls) the model is `degraded` (transition slow_calls); it opens only if opted in.
+    slow_call_duration_s: float = 60.0
+    slow_first_chunk_s: float = 15.0
+    slow_call_rate_threshold: float = 0.5
+    slow_calls_open: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -81,6 +88,11 @@ class BreakerConfig:
         if not 0 < self.failure_rate_threshold <= 1:
             raise ValueError(
                 f"BreakerConfig.failure_rate_threshold must be in (0, 1], got {self.failure_rate_threshold!r}"
+            )
+        if not 0 < self.slow_call_rate_threshold <= 1:
+            raise ValueError(
+                "BreakerConfig.slow_call_rate_threshold must be in (0, 1], "
+                f"got {self.slow_call_rate_threshold!r}"
             )
         if not 0 <= self.degraded_below <= 1:
             raise ValueError(f"BreakerConfig.degraded_below must be in [0, 1], got {self.degraded_below!r}")
@@ -142,6 +154,7 @@ class ModelHealthState:
     # When the registry took this snapshot, on the clock of the times above: ages are differences
     # (``as_of - last_outcome_at``), with no clock conversion. None for a state built by hand.
     as_of: float | None = None
+    slow_calls_in_window: int = 0  # calls in the window at or over the slow-call threshold
 
 
 @dataclass(frozen=True, slots=True)

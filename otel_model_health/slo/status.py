@@ -58,3 +58,21 @@ def series_status(series: Series, now: float, wall_now: float) -> SloStatus:
         active_severities=tuple(sorted({a.severity for a in active})),
         as_of=wall_now,
     )
+
+
+def status_json(status: SloStatus) -> dict[str, object]:
+    """One entry of ``GET /health/slo`` (docs/slo.md)."""
+    return {
+        "slo": status.slo,
+        "sli": status.sli,
+        "objective": status.objective,
+        "provider": status.key.provider,
+        "model": status.key.model,
+        "gateway": status.key.gateway,
+        "period": window_label(status.period_s),
+        "burn_rates": status.burn_rates,
+        "error_budget_remaining": status.error_budget_remaining,
+        "good_events": round(status.good, 3),
+        "bad_events": round(status.bad, 3),
+        "active_alerts": list(status.active_alerts),
+    }

@@ -1,16 +1,17 @@
 """Per key: one history per matching SLO, the burn rates read from it, and the alerts' states.
 
 ``Plan`` is an SLO compiled once (outcome table, windows, history layout); ``KeySlos`` (a tuple of
-``Series``) is what a ``ModelState`` carries when at least one SLO matches its key (keys without one carry None and pay one
-attribute read per record). ``Series.record`` runs under the registry's lock on every call of such a
-key: it classifies the call and bumps one counter per SLO. Alerts are evaluated when a minute closes,
-on a bad event at most every ``EVALUATE_EVERY_S``, and on reads (metrics collection, /health/slo), so an
-alert also resolves when traffic stops.
+``Series``) is what a ``ModelState`` carries when at least one SLO matches its key (keys without one
+carry None and pay one attribute read per record). ``Series.record`` runs under the registry's lock on
+every call of such a key: it classifies the call and bumps one counter per SLO. Alerts are evaluated
+when a minute closes, on a bad event at most every ``EVALUATE_EVERY_S``, and on reads (metrics
+collection, /health/slo), so an alert also resolves when traffic stops.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from fnmatch import fnmatchcase
 from typing import Final, NamedTuple
 
 from opentelemetry.trace import SpanContext
@@ -48,7 +49,7 @@ Notify = Callable[[AlertChange], None]
 class Plan:
     """An SLO compiled for the record path."""
 
-    __slots__ = ("alerts", "budget", "codes", "fast_s", "first_chunk_s", "layout", "operation", "slo")
+    __slots__ = ("alerts", "budget", "codes", "fast_s", "first_chunk_s", "layout", "operation", "ops", "slo")
 
     def __init__(self, slo: SLO) -> None:
         self.slo = slo
@@ -64,7 +65,10 @@ class Plan:
         self.first_chunk_s = slo.first_chunk_threshold_s
         self.alerts = tuple((a, a.long_window_s, a.short_window_s, a.burn_rate) for a in slo.alerts)
         longest = max(long for _, long, _, _ in self.alerts)
-        self.layout = Layout.for_windows(longest, slo.period_s)
+        shortest = min(short for _, _, short, _ in self.alerts)
+        self.layout = Layout.for_windows(longest, slo.period_s, shortest)
+        # operation -> matches, shared by every key's series (a handful of values; bounded anyway)
+        self.ops: dict[str, bool] = {}
 
     def windows(self) -> list[float]:
         """Every window an SLO reads, shortest first (its alerts' and its period)."""
@@ -85,8 +89,6 @@ class Plan:
 
 
 def _operation_matches(pattern: str, operation: str) -> bool:
-    from fnmatch import fnmatchcase
-
     return fnmatchcase(str(operation), pattern)
 
 
@@ -119,7 +121,7 @@ class Series:
         self.bad_context: SpanContext | None = None
         self.bad_at = -1e300
         self.next_eval = now
-        self.ops: dict[str, bool] = {}  # operation -> matches (a few values per key)
+        self.ops = plan.ops  # the plan's: one small dict per SLO, not per key
 
     def record(self, result: CallResult, now: float, notify: Notify) -> None:
         """The hot path: classify, bump the current minute's counter (the rest only when due)."""
@@ -151,7 +153,7 @@ class Series:
 
     def _learn(self, operation: str) -> bool:
         matches = _operation_matches(self.plan.operation, operation)
-        if len(self.ops) < 16:  # bounded: operations are a handful of values per key
+        if len(self.ops) < 64:  # bounded: operations are a handful of values
             self.ops[operation] = matches
         return matches
 

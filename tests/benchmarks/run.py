@@ -12,6 +12,8 @@ from typing import Final
 
 from .bench_bodies import bench_bodies
 from .bench_calls import bench_decorator, bench_health, bench_scale
+from .bench_enforcement import bench_enforcement
+from .bench_slo import bench_slo
 from .bench_transport import bench_concurrency, bench_streams, bench_transport
 from .harness import Providers, Results, Scale, ServerProcess, profile_summary
 from .report import console, markdown, svg
@@ -193,12 +195,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated sections to run: transport,streams,decorator,health,scale,concurrency,bodies",
+        help="comma-separated sections to run: " + ",".join(SECTIONS),
     )
     return parser
 
 
-SECTIONS: Final = ("transport", "streams", "decorator", "health", "scale", "concurrency", "bodies")
+SECTIONS: Final = (
+    "transport",
+    "streams",
+    "decorator",
+    "health",
+    "scale",
+    "concurrency",
+    "bodies",
+    "enforcement",
+    "slo",
+)
 
 
 def run(scale: Scale, only: Sequence[str]) -> Results:
@@ -226,9 +238,15 @@ def run(scale: Scale, only: Sequence[str]) -> Results:
         if "scale" in only:
             _progress("5. scale")
             results.extend(bench_scale(scale))
+        if "slo" in only:
+            _progress("9. SLOs")
+            results.extend(bench_slo(scale))
         if "bodies" in only:
             _progress("7. hostile and compressed bodies")
             results.extend(bench_bodies(scale, providers))
+        if "enforcement" in only:
+            _progress("8. enforcement")
+            results.extend(bench_enforcement(scale, providers))
         _profile(results, scale)
     finally:
         providers.shutdown()

@@ -117,6 +117,11 @@ def test_the_mapping_to_prometheus_names() -> None:
         "model_health_registry_evictions_total",
         "model_health_internal_errors_total",
         "model_health_sentry_dropped_total",
+        "model_health_slow_call_rate_ratio",
+        "model_health_slo_burn_rate_ratio",
+        "model_health_slo_error_budget_remaining_ratio",
+        "model_health_slo_alerts",
+        "model_health_rejections_total",
     }
 
 
@@ -146,6 +151,7 @@ def test_the_alerts_cover_the_issue() -> None:
         "ManyBreakersOpening",
         "ModelErrorBudgetFastBurn",
         "ModelErrorBudgetSlowBurn",
+        "ModelSloBurnPage",
     } <= set(alerts)
     for name, rule in alerts.items():
         assert rule["labels"]["severity"] in ("page", "ticket"), name

@@ -34,26 +34,29 @@ steps = st.lists(
 
 
 def check(history: History, log: EventLog, now: float, window: float) -> None:
-    edge, width = log.edge_bucket(LAYOUT, now, window)
+    layout = history.layout
+    edge, width = log.edge_bucket(layout, now, window)
     wide, narrow = log.counts(edge, now), log.counts(edge + width, now)
     good, bad = history.window(now, window)
     assert narrow[0] - 1e-6 <= good <= wide[0] + 1e-6, (now, window, width, good, narrow, wide)
     assert narrow[1] - 1e-6 <= bad <= wide[1] + 1e-6, (now, window, width, bad, narrow, wide)
     # The error ratio (a burn rate with a budget of 1) within the exact ratios of windows starting in
     # that bucket: the pro-rata edge mixes two of them.
-    low, high = log.burn_bracket(LAYOUT, now, window, 1.0)
+    low, high = log.burn_bracket(layout, now, window, 1.0)
     ratio = bad / (good + bad) if good + bad > 1e-9 else 0.0
     if good + bad > 1e-9:
         assert low - 1e-9 <= ratio <= high + 1e-9
 
 
-@settings(max_examples=60, deadline=None)
-@given(steps=steps, start=st.floats(0, DAY))
-def test_windows_match_brute_force_within_one_bucket(
-    steps: list[tuple[float, int, float, float]], start: float
+def replay(
+    history: History,
+    now: float,
+    steps: list[tuple[float, int, float, float]],
+    *,
+    spacing: float,
+    windows: tuple[float, ...],
 ) -> None:
-    now = 1_000_000.0 + start
-    history = History(LAYOUT, now)
+    """Bursts of events ``spacing`` apart, each burst followed by checks of its window and ``windows``."""
     log = EventLog()
     for gap, count, bad_share, window in steps:
         now += gap
@@ -62,10 +65,43 @@ def test_windows_match_brute_force_within_one_bucket(
             ok = bad_every == 0 or i % bad_every != 0
             history.add(ok, now)
             log.add(now, ok)
-            now += 1.0
-        check(history, log, now, window)
-        for w in WINDOWS:
+            now += spacing
+        for w in (window, *windows):
             check(history, log, now, w)
+
+
+@settings(max_examples=60, deadline=None)
+@given(steps=steps, start=st.floats(0, DAY))
+def test_windows_match_brute_force_within_one_bucket(
+    steps: list[tuple[float, int, float, float]], start: float
+) -> None:
+    now = 1_000_000.0 + start
+    replay(History(LAYOUT, now), now, steps, spacing=1.0, windows=WINDOWS)
+
+
+SHORT = Layout.for_windows(60.0, 600.0, 5.0)  # a demo's windows: 1-second buckets, then minutes
+SHORT_WINDOWS = (5.0, 10.0, 60.0, 600.0)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.one_of(st.floats(0, 3), st.floats(0, 90), st.floats(0, 900)),
+            st.integers(1, 20),
+            st.floats(0, 1),
+            st.one_of(st.sampled_from(SHORT_WINDOWS), st.floats(1, 700)),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_short_windows_match_brute_force_within_one_bucket(
+    steps: list[tuple[float, int, float, float]],
+) -> None:
+    assert [t.width_s for t in SHORT.tiers] == [1, 60]
+    now = 5_000.5
+    replay(History(SHORT, now), now, steps, spacing=0.25, windows=SHORT_WINDOWS)
 
 
 def test_exact_when_the_window_starts_on_a_bucket_edge() -> None:

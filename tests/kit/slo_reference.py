@@ -30,7 +30,7 @@ class EventLog:
     def edge_bucket(self, layout: Layout, now: float, window_s: float) -> tuple[float, float]:
         """The bucket holding the window's start (the history's pro-rata bucket): (start, width)."""
         last = layout.tiers[-1]
-        oldest = (math.floor(now / last.width_s) - last.count + 1) * last.width_s
+        oldest = (math.floor(now / last.width_s) - last.size + 1) * last.width_s
         start = max(now - window_s, oldest)  # a window longer than the history is clamped to it
         width = layout.resolution_at(now, start)
         return math.floor(start / width) * width, width

@@ -72,10 +72,11 @@ def test_burn_rates_and_alerts_match_the_brute_force_reference(
             assert alert is not None
             long = within(log, t.at, alert.long_window_s)
             short = within(log, t.at, alert.short_window_s)
+            threshold = alert.burn_rate_threshold
             if t.kind is TransitionKind.SLO_ALERT_STARTED:
-                assert long[1] > alert.burn_rate_threshold - EPS and short[1] > alert.burn_rate_threshold - EPS
+                assert long[1] > threshold - EPS and short[1] > threshold - EPS
             else:
-                assert short[0] <= alert.burn_rate_threshold + EPS
+                assert short[0] <= threshold + EPS
             assert long[0] - EPS <= alert.long_burn_rate <= long[1] + EPS
             assert short[0] - EPS <= alert.short_burn_rate <= short[1] + EPS
         changes.clear()
