@@ -8,7 +8,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 DEMO_STAMP := $(VENV)/.installed-demo
 DEMO_DURATION ?= 30
 
-.PHONY: test lint typecheck unit unit-fast demo bench clean
+.PHONY: test lint typecheck unit unit-fast demo bench clean redis-server
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,19 @@ lint: $(DEV_STAMP)
 typecheck: $(DEV_STAMP)
 	$(BIN)/mypy otel_model_health
 
+# The fleet tests start a real redis-server (Debian's package): installed here when missing, where apt-get
+# and root are available (CI), else the message names the package to install.
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing the Debian package redis-server (fleet tests)"; \
+	    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	  else \
+	    echo "the fleet tests need redis-server: install the Debian package redis-server"; exit 1; \
+	  fi; }
+
 # pytest exits 5 when it collects nothing; that is not a failure of the code.
-unit: $(DEV_STAMP)
+unit: $(DEV_STAMP) redis-server
 	$(BIN)/pytest -q tests; rc=$$?; [ $$rc -eq 0 ] || [ $$rc -eq 5 ]
 
 # The inner loop: every test that starts no process and no server (README, "Contributing").
@@ -42,7 +53,7 @@ test: lint typecheck unit
 demo: $(DEMO_STAMP)
 	$(BIN)/otel-model-health demo --duration $(DEMO_DURATION)
 
-bench: $(DEV_STAMP)
+bench: $(DEV_STAMP) redis-server
 	$(BIN)/python -m tests.benchmarks
 
 clean:

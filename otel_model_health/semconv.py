@@ -135,6 +135,10 @@ METRIC_MH_BREAKER_TRANSITIONS: Final = "model_health.breaker.transitions"
 METRIC_MH_EVICTIONS: Final = "model_health.registry.evictions"
 METRIC_MH_INTERNAL_ERRORS: Final = "model_health.internal_errors"
 METRIC_MH_SENTRY_DROPPED: Final = "model_health.sentry.dropped"
+# The fleet store (docs/fleet.md): failed Redis operations, outcomes not shared, foreign values ignored.
+METRIC_MH_STORE_ERRORS: Final = "model_health.store.errors"
+METRIC_MH_STORE_DROPPED: Final = "model_health.store.dropped"
+METRIC_MH_STORE_IGNORED: Final = "model_health.store.ignored"
 
 # The reverse link from a Sentry event to the causing trace.
 SPAN_INCIDENT: Final = "model_health.incident"

@@ -88,6 +88,7 @@ class Settings:
     metric_export_interval_s: float = DEFAULT_METRIC_EXPORT_INTERVAL_S
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
     max_keys: int = DEFAULT_MAX_KEYS
+    store: Any = None  # a Redis URL or a RedisStore: health shared by the fleet (docs/fleet.md)
     capture_content: bool | None = None
     critical_models: tuple[str, ...] = ()
     trace_url_template: str | None = None

@@ -8,6 +8,7 @@ internal error and the instrument reports nothing for that collection.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import TYPE_CHECKING, Final
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
@@ -17,6 +18,7 @@ from .._internal import internal_error_count, report_internal_error
 from .types import BreakerState, ModelHealthState
 
 if TYPE_CHECKING:
+    from .fleet import RedisStore
     from .registry import HealthRegistry
 
 _STATES: Final = (BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN)
@@ -76,6 +78,35 @@ class HealthMetrics:
             unit="{error}",
             description="Errors inside otel_model_health's own telemetry code, swallowed.",
         )
+
+        fleet = registry.fleet
+        if fleet is not None:
+            for name, attribute, unit, description in (
+                (
+                    semconv.METRIC_MH_STORE_ERRORS,
+                    "errors",
+                    "{error}",
+                    "Failed Redis operations of the fleet store.",
+                ),
+                (
+                    semconv.METRIC_MH_STORE_DROPPED,
+                    "dropped",
+                    "{outcome}",
+                    "Outcomes not shared with the fleet (queue full, or Redis unreachable).",
+                ),
+                (
+                    semconv.METRIC_MH_STORE_IGNORED,
+                    "ignored",
+                    "{value}",
+                    "Foreign or malformed values under the fleet store's prefix, ignored.",
+                ),
+            ):
+                meter.create_observable_counter(
+                    name,
+                    callbacks=[self._guard(name, partial(_store_count, fleet, attribute))],
+                    unit=unit,
+                    description=description,
+                )
 
     def close(self) -> None:
         self._closed = True
@@ -138,6 +169,10 @@ class HealthMetrics:
 
     def _internal_errors(self) -> Iterable[Observation]:
         yield Observation(internal_error_count())
+
+
+def _store_count(fleet: RedisStore, attribute: str) -> Iterable[Observation]:
+    yield Observation(int(getattr(fleet, attribute)))
 
 
 def register_health_metrics(registry: HealthRegistry, meter: Meter) -> HealthMetrics:

@@ -96,7 +96,9 @@ class RedisServer:
 
 @contextmanager
 def redis_server() -> Iterator[RedisServer]:
-    binary = shutil.which(PACKAGE) or ("/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None)
+    binary = shutil.which(PACKAGE) or (
+        "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
+    )
     if binary is None:
         pytest.fail(f"redis-server is not installed: install the Debian package {PACKAGE} (make test does)")
     server = RedisServer(binary)

@@ -1,6 +1,6 @@
 """Fleet-wide health on Redis or Valkey (docs/fleet.md). ``RedisStore`` is importable without redis-py;
 the package's link imports it when a store starts."""
 
-from .store import RedisStore, check_redis_url
+from .store import RedisStore
 
-__all__ = ["RedisStore", "check_redis_url"]
+__all__ = ["RedisStore"]

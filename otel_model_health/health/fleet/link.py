@@ -24,10 +24,11 @@ from redis.exceptions import RedisError
 
 from ..._internal import report_internal_error
 from ...keys import ModelKey
+from ...option_values import redact_url
 from ...redact import scrub
 from ..types import HealthTransition
 from . import codec, scripts
-from .store import Held, RedisStore, redact_url
+from .store import Held, RedisStore
 
 logger: Final = logging.getLogger("otel_model_health")
 

@@ -15,10 +15,10 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
-from urllib.parse import urlsplit
 
 from ..._internal import report_internal_error
 from ...keys import ModelKey
+from ...option_values import check_redis_url
 from ...outcomes import Outcome
 from ..model_state import ModelState
 from ..store import MemoryStore
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 DEFAULT_QUEUE_SIZE: Final = 50_000  # outcomes waiting for the flusher; past it they are dropped, counted
 DEFAULT_FLUSH_INTERVAL_S: Final = 0.05
 DEFAULT_SOCKET_TIMEOUT_S: Final = 0.25
-SCHEMES: Final = ("redis", "rediss", "unix")
 _SUCCESS: Final = Outcome.SUCCESS
 _ARBITRATED: Final = BREAKER_KINDS | PROVIDER_KINDS
 
@@ -46,29 +45,6 @@ class Held:
         self.level = level
 
 
-def check_redis_url(source: str, url: object) -> str:
-    """The URL, or ``ConfigurationError`` naming ``source`` and the URL (without its password)."""
-    from ...option_values import ConfigurationError  # noqa: PLC0415 (option_values imports the engine)
-
-    if not isinstance(url, str) or not url.strip():
-        raise ConfigurationError(f"{source} must be a redis://, rediss:// or unix:// URL, got {url!r}")
-    url = url.strip()
-    try:
-        parts = urlsplit(url)
-        port = parts.port  # raises on a bad port
-    except ValueError as exc:
-        raise ConfigurationError(f"{source} is not a valid URL: {redact_url(url)!r} ({exc})") from None
-    if parts.scheme not in SCHEMES:
-        raise ConfigurationError(
-            f"{source} must be a redis://, rediss:// or unix:// URL, got {redact_url(url)!r}"
-        )
-    if parts.scheme == "unix" and not parts.path:
-        raise ConfigurationError(f"{source}: a unix:// URL needs a socket path, got {redact_url(url)!r}")
-    if parts.scheme != "unix" and (not parts.hostname or port == 0):
-        raise ConfigurationError(f"{source}: {redact_url(url)!r} has no host")
-    return url
-
-
 def import_redis() -> Any:
     """redis-py, or an ImportError naming the extra to install."""
     try:
@@ -76,19 +52,6 @@ def import_redis() -> Any:
     except ImportError as exc:
         raise ImportError("a Redis store needs redis-py: pip install 'otel_model_health[redis]'") from exc
     return redis
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced, for logs and errors."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return parts._replace(netloc=f"{user}:***@{netloc}").geturl()
 
 
 class RedisStore(MemoryStore):
