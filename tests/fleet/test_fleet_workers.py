@@ -5,6 +5,7 @@ time, about 50 calls a second in all; each test uses its own model."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import time
 from collections.abc import Callable, Iterator
@@ -81,10 +82,8 @@ class Fleet:
     def stop(self) -> None:
         for worker, process in enumerate(self.processes):
             if process.is_alive():
-                try:
+                with contextlib.suppress(AssertionError, OSError, EOFError):
                     self.ask(worker, "stop")
-                except (AssertionError, OSError, EOFError):
-                    pass
             process.join(5)
             if process.is_alive():
                 process.kill()
