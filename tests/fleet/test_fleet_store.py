@@ -134,7 +134,7 @@ def test_foreign_and_wrong_typed_values_are_ignored_and_counted(
     client.set(f"{prefix}b:openai|direct|gpt-4o", "not a hash")  # wrong type where a record goes
     client.hset(f"{prefix}b:openai|direct|o1", mapping={"v": "abc", "s": "sideways"})  # wrong fields
     client.set(f"{prefix}models", "not a zset")
-    for garbage in (b"", b"o{not json", b"t[1,2]", b'o{"o":"x","r":[["bad"]]}', b"\xff\xfe", b"zzz"):
+    for garbage in (b"", b"o{not json", b"t[1,2]", b'ox\n[["bad"]]', b"\xff\xfe", b"zzz"):
         client.publish(f"{prefix}events", garbage)
     fail(nodes[0], KEY, 5)
     fail(nodes[1], ModelKey(provider="openai", model="o1"), 1)
@@ -175,12 +175,14 @@ def test_redis_gone_falls_back_to_the_local_verdict(
         assert time.monotonic() - started < 0.1
         wait_for(lambda: not node.registry.is_available(provider="openai", model="gpt-4o"), 1.0)
         assert K.BREAKER_OPENED in node.kinds(KEY, remote=False)  # its own verdict, reported by it
-        wait_for(lambda: node.store.errors > 0, 1.0)
-        warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "failed" in r.getMessage()]
+        def warnings() -> list[logging.LogRecord]:
+            return [r for r in caplog.records if r.levelno == logging.WARNING and "failed" in r.getMessage()]
+
+        wait_for(lambda: node.store.errors > 0 and bool(warnings()), 1.0)  # within a second
         time.sleep(0.6)
         fail(node, KEY, 3)
         time.sleep(0.6)
-        assert len([r for r in caplog.records if "failed" in r.getMessage()]) == len(warnings) == 1
+        assert len(warnings()) == 1  # once, however many operations fail
         assert node.store.dropped > 0  # outcomes while down are not replayed
     finally:
         redis_srv.start()

@@ -16,7 +16,7 @@ from ...keys import ModelKey
 from ...outcomes import Outcome
 from ..types import CallResult, TransitionKind
 
-OUTCOMES_TAG: Final = "o"  # a pub/sub message of outcomes: "o" + JSON
+OUTCOMES_TAG: Final = "o"  # a pub/sub message of outcomes: "o" + origin + "\n" + JSON rows
 TRANSITION_TAG: Final = "t"  # a won transition: "t" + JSON
 
 _OUTCOME_BY_VALUE: Final = {o.value: o for o in Outcome}
@@ -83,26 +83,31 @@ def encode_outcome(
 
 
 def encode_batch(origin: str, rows: list[list[Any]]) -> str:
-    return json.dumps({"o": origin, "r": rows}, separators=(",", ":"))
+    # The origin first, as text: a process skips its own batches without parsing them.
+    return origin + "\n" + json.dumps(rows, separators=(",", ":"))
 
 
-def decode_batch(payload: bytes | str, to_monotonic: Any) -> tuple[str, list[RemoteOutcome], int]:
-    """(origin, outcomes, rows ignored). ``to_monotonic`` maps an origin's epoch time onto our clock."""
-    data = _json(payload)
-    if (
-        not isinstance(data, dict)
-        or not isinstance(data.get("o"), str)
-        or not isinstance(data.get("r"), list)
-    ):
+def batch_origin(payload: bytes) -> tuple[str, bytes]:
+    """(origin, the rows' JSON) of an outcome batch."""
+    origin, sep, rows = payload.partition(b"\n")
+    if not sep or not origin:
+        raise Invalid("not an outcome batch")
+    return _text(origin), rows
+
+
+def decode_rows(rows_json: bytes, to_monotonic: Any) -> tuple[list[RemoteOutcome], int]:
+    """(outcomes, rows ignored). ``to_monotonic`` maps an origin's epoch time onto our clock."""
+    rows = _json(rows_json)
+    if not isinstance(rows, list):
         raise Invalid("not an outcome batch")
     out: list[RemoteOutcome] = []
     ignored = 0
-    for row in data["r"]:
+    for row in rows:
         try:
             out.append(_decode_row(row, to_monotonic))
         except (Invalid, TypeError, ValueError):
             ignored += 1
-    return data["o"], out, ignored
+    return out, ignored
 
 
 def _decode_row(row: object, to_monotonic: Any) -> RemoteOutcome:

@@ -297,10 +297,12 @@ class Link:
                 raise codec.Invalid("empty message")
             tag, body = data[:1].decode(), data[1:]
             if tag == codec.OUTCOMES_TAG:
-                origin, outcomes, ignored = codec.decode_batch(body, self.host.to_monotonic)
-                store.ignored += ignored
-                if origin != store.origin and outcomes:
-                    self.host.fleet_apply(outcomes)
+                origin, rows = codec.batch_origin(body)
+                if origin != store.origin:
+                    outcomes, ignored = codec.decode_rows(rows, self.host.to_monotonic)
+                    store.ignored += ignored
+                    if outcomes:
+                        self.host.fleet_apply(outcomes)
             elif tag == codec.TRANSITION_TAG:
                 key_id, record = codec.decode_transition(body)
                 key = codec.parse_model_id(key_id)
