@@ -12,6 +12,7 @@ from typing import Final
 
 from .bench_bodies import bench_bodies
 from .bench_calls import bench_decorator, bench_health, bench_scale
+from .bench_fleet import bench_fleet
 from .bench_transport import bench_concurrency, bench_streams, bench_transport
 from .harness import Providers, Results, Scale, ServerProcess, profile_summary
 from .report import console, markdown, svg
@@ -193,12 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated sections to run: transport,streams,decorator,health,scale,concurrency,bodies",
+        help="comma-separated sections to run: " + ",".join(SECTIONS),
     )
     return parser
 
 
-SECTIONS: Final = ("transport", "streams", "decorator", "health", "scale", "concurrency", "bodies")
+SECTIONS: Final = ("transport", "streams", "decorator", "health", "scale", "concurrency", "bodies", "fleet")
 
 
 def run(scale: Scale, only: Sequence[str]) -> Results:
@@ -229,6 +230,9 @@ def run(scale: Scale, only: Sequence[str]) -> Results:
         if "bodies" in only:
             _progress("7. hostile and compressed bodies")
             results.extend(bench_bodies(scale, providers))
+        if "fleet" in only:
+            _progress("8. fleet store (Redis)")
+            results.extend(bench_fleet(scale))
         _profile(results, scale)
     finally:
         providers.shutdown()
