@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from kit.redis_server import RedisServer, redis_server
+
+# The Sentry test kit (an in-memory transport) lives beside the Sentry tests; the workers use it too.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sentry"))
 
 
 @pytest.fixture(scope="module")

@@ -176,6 +176,7 @@ def test_redis_gone_falls_back_to_the_local_verdict(
         wait_for(lambda: not node.registry.is_available(provider="openai", model="gpt-4o"), 1.0)
         # Its own verdict, reported by it once the flusher finds Redis gone (within a second).
         wait_for(lambda: K.BREAKER_OPENED in node.kinds(KEY, remote=False), 1.0)
+
         def warnings() -> list[logging.LogRecord]:
             return [r for r in caplog.records if r.levelno == logging.WARNING and "failed" in r.getMessage()]
 
