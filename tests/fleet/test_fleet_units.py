@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
-from bugsink_server import CapturingTransport, capturing_sentry, make_transition
+from bugsink_server import capturing_sentry, make_transition
 
 from otel_model_health.health.fleet import codec
 from otel_model_health.health.model_state import ModelState, Step
@@ -109,20 +108,15 @@ def test_adopt_a_first_failure_without_a_failure_of_its_own_changes_nothing() ->
     assert steps == [] and not state.in_incident
 
 
-@pytest.fixture
-def transport() -> Iterator[CapturingTransport]:
-    with capturing_sentry() as captured:
-        yield captured
-
-
-def test_the_bridge_reports_only_what_its_process_won(transport: CapturingTransport) -> None:
-    bridge = SentryBridge()
-    for kind in (K.FIRST_FAILURE, K.BREAKER_OPENED):
-        bridge(replace(make_transition(kind), remote=True))
-    assert bridge.flush(2.0)
-    assert transport.events == []
-    bridge(replace(make_transition(K.RECOVERED), remote=True))  # re-arms as a local recovery would
-    bridge(make_transition(K.BREAKER_OPENED))
-    assert bridge.flush(2.0)
-    assert [e["tags"]["transition"] for e in transport.events] == ["breaker_opened"]
-    bridge.close()
+def test_the_bridge_reports_only_what_its_process_won() -> None:
+    with capturing_sentry() as transport:
+        bridge = SentryBridge()
+        for kind in (K.FIRST_FAILURE, K.BREAKER_OPENED):
+            bridge(replace(make_transition(kind), remote=True))
+        assert bridge.flush(2.0)
+        assert transport.events == []
+        bridge(replace(make_transition(K.RECOVERED), remote=True))  # re-arms as a local recovery would
+        bridge(make_transition(K.BREAKER_OPENED))
+        assert bridge.flush(2.0)
+        assert [e["tags"]["transition"] for e in transport.events] == ["breaker_opened"]
+        bridge.close()
