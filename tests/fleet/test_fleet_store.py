@@ -5,6 +5,7 @@ counted, and a Redis that goes away (or is flushed, or loses its scripts) never 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import time
 from collections.abc import Callable, Iterator
 
@@ -190,3 +191,24 @@ def test_redis_gone_falls_back_to_the_local_verdict(
         redis_srv.start()
     wait_for(lambda: node.store.connected, 5.0)
     node.registry.close(2.0)
+
+
+def test_a_forked_child_gets_its_own_link(nodes: list[Node]) -> None:
+    # A gunicorn worker forked from a master that already had the store running: the child's flusher and
+    # subscriber are its own (the parent's threads do not exist in it) and it joins the fleet.
+    registry = nodes[0].registry
+    registry.record(KEY, Outcome.SUCCESS)
+    assert nodes[0].store.flush(2.0)
+
+    def child() -> None:
+        for _ in range(5):
+            fail(nodes[0], KEY)
+        assert nodes[0].store.flush(2.0)
+        registry.close(2.0)
+
+    process = multiprocessing.get_context("fork").Process(target=child)
+    process.start()
+    process.join(20)
+    assert process.exitcode == 0
+    wait_for(lambda: opened_everywhere(nodes, KEY))
+    assert all(K.BREAKER_OPENED in n.kinds(KEY, remote=True) for n in nodes)  # the child won it

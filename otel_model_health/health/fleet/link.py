@@ -52,6 +52,8 @@ class FleetHost(Protocol):
 
     def fleet_deliver(self, transitions: Sequence[HealthTransition]) -> None: ...
 
+    def model_keys(self) -> list[ModelKey]: ...
+
 
 class Link:
     def __init__(self, store: RedisStore, host: FleetHost) -> None:
@@ -60,7 +62,7 @@ class Link:
         timeout = store.socket_timeout_s
         self.client = redis.Redis.from_url(
             store.url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=None
-        )
+        )  # retry=None: no retries (redis-py's default retries 10 times): a failure falls back at once
         self.channel = f"{store.prefix}events"
         self._flush = self.client.register_script(scripts.FLUSH)
         self._acquire = self.client.register_script(scripts.ACQUIRE)
@@ -230,7 +232,10 @@ class Link:
             store.ignored += 1
         deliver: list[HealthTransition] = []
         follow: list[tuple[ModelKey, codec.FleetRecord]] = []
-        for h, fields in zip(held, reply[1:], strict=False):
+        answers = reply[1:]
+        # A reply short of answers (not this version's script): the rest are this process's own.
+        deliver.extend(h.transition for h in held[len(answers) :])
+        for h, fields in zip(held, answers, strict=False):
             t = h.transition
             try:
                 won = codec._text(fields[0]) == "1"
@@ -241,8 +246,8 @@ class Link:
                 continue
             if won:
                 deliver.append(t)
-                if t.kind in codec.BREAKER_KINDS:
-                    store.versions[t.key] = record.version
+                if t.kind in codec.BREAKER_KINDS:  # (the subscriber may have followed a newer one)
+                    store.versions[t.key] = max(record.version, store.versions.get(t.key, 0))
             else:
                 deliver.append(replace(t, remote=True))
                 if t.kind in codec.BREAKER_KINDS and record.version > store.versions.get(t.key, 0):
@@ -316,7 +321,7 @@ class Link:
     def _resync(self) -> None:
         """Follow every model's record: the models this process knows and those the fleet knows."""
         store = self.store
-        ids: dict[str, None] = {self._id(state.key): None for state in store.states()}
+        ids: dict[str, None] = {self._id(key): None for key in self.host.model_keys()}
         try:
             members: Any = self.client.zrange(f"{store.prefix}models", 0, -1)
             for raw in members:

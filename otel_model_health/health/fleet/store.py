@@ -149,6 +149,8 @@ class RedisStore(MemoryStore):
 
     # --- the registry's hooks (its lock held: memory only) -------------------------------------------
     def queue(self, key: ModelKey, result: CallResult, now: float) -> None:
+        if not self.started:
+            self.ensure_started()  # a forked child's first record: its own threads (once)
         outcomes = self.outcomes
         if len(outcomes) >= self.queue_size:
             self.dropped += 1
