@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 
@@ -212,3 +214,66 @@ def test_a_forked_child_gets_its_own_link(nodes: list[Node]) -> None:
     assert process.exitcode == 0
     wait_for(lambda: opened_everywhere(nodes, KEY))
     assert all(K.BREAKER_OPENED in n.kinds(KEY, remote=True) for n in nodes)  # the child won it
+
+
+def test_the_key_cap_is_fleet_wide(redis_srv: RedisServer) -> None:
+    prefix = "t:cap:"
+    registries = [HealthRegistry(config=CONFIG, max_keys=2, store=RedisStore(redis_srv.url, prefix=prefix))]
+    registries.append(
+        HealthRegistry(config=CONFIG, max_keys=2, store=RedisStore(redis_srv.url, prefix=prefix))
+    )
+    client = redis_srv.client()
+    models = [ModelKey(provider="openai", model=f"m{i}") for i in range(3)]
+    for i, key in enumerate(models):  # each process records 1 or 2 models; the fleet 3, over its cap of 2
+        registries[i % 2].record(key, Outcome.FAILURE, error_type="500")
+        fleet = registries[i % 2].fleet
+        assert fleet is not None and fleet.flush(2.0)
+        time.sleep(0.01)
+    assert client.zrange(f"{prefix}models", 0, -1) == [b"openai|direct|m1", b"openai|direct|m2"]
+    assert client.exists(f"{prefix}b:openai|direct|m0") == 0  # the least recently used lost its record
+    assert client.exists(f"{prefix}b:openai|direct|m2") == 1
+    ttl = client.ttl(f"{prefix}b:openai|direct|m2")
+    assert 0 < ttl <= CONFIG.stale_after_s
+    for registry in registries:
+        registry.close(2.0)
+
+
+def test_a_frozen_redis_costs_callers_nothing(redis_srv: RedisServer) -> None:
+    # SIGSTOP: connections stay open and nothing answers, the slow case (a dead one refuses at once).
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from otel_model_health.health.metrics import register_health_metrics
+
+    node = Node(redis_srv.url, "t:frozen:")
+    reader = InMemoryMetricReader()
+    register_health_metrics(node.registry, MeterProvider(metric_readers=[reader]).get_meter("t"))
+    wait_for(lambda: node.store.connected)
+    process = redis_srv.process
+    assert process is not None
+    os.kill(process.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        fail(node, KEY, 5)  # the flusher is woken at once and hangs on the socket, not the caller
+        assert time.monotonic() - started < 0.1
+        wait_for(lambda: not node.store.connected, 1.0)  # the socket timeout, well under a second
+        wait_for(lambda: K.BREAKER_OPENED in node.kinds(KEY, remote=False), 1.0)
+    finally:
+        os.kill(process.pid, signal.SIGCONT)
+    wait_for(lambda: node.store.connected, 5.0)
+    data = reader.get_metrics_data()
+    assert data is not None
+    points = {
+        m.name: m.data.data_points[0].value
+        for rm in data.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+        if m.name.startswith("model_health.store.")
+    }
+    assert points["model_health.store.errors"] >= 1
+    assert set(points) == {
+        "model_health.store.errors",
+        "model_health.store.dropped",
+        "model_health.store.ignored",
+    }
+    node.registry.close(2.0)

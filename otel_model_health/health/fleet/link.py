@@ -131,6 +131,7 @@ class Link:
             try:
                 with self._flush_lock:
                     self._drain()
+                    self._probe()
             except Exception:
                 report_internal_error("fleet flush")
 
@@ -165,6 +166,18 @@ class Link:
             return
         self._succeeded()
         self._settle(held, reply)
+
+    def _probe(self) -> None:
+        """While Redis is marked down and nothing is queued, try it again on schedule: transitions are
+        arbitrated again as soon as it answers, not only after the next outcome."""
+        if self.connected or time.monotonic() < self._retry_at:
+            return
+        try:
+            self.client.ping()
+        except _ERRORS as exc:
+            self._failed("ping", exc)
+            return
+        self._succeeded()
 
     def _not_shared(self, outcomes: list[Any], held: list[Held]) -> None:
         # Outcomes recorded while Redis is unreachable stay in this process's verdict only (docs/fleet.md:
