@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
@@ -86,7 +87,8 @@ class RedisStore(MemoryStore):
         self._host: FleetHost | None = None
         self._link: Link | None = None
         self._init_runtime()
-        os.register_at_fork(after_in_child=self._init_runtime)
+        ref = weakref.ref(self)  # the hook must not keep every store alive for the process's lifetime
+        os.register_at_fork(after_in_child=lambda: _after_fork(ref))
 
     def _init_runtime(self) -> None:
         # Fresh in a forked child: its own origin, queues and threads (started on first use).
@@ -189,3 +191,9 @@ class RedisStore(MemoryStore):
 
     def stats(self) -> dict[str, Any]:
         return {"errors": self.errors, "dropped": self.dropped, "ignored": self.ignored}
+
+
+def _after_fork(ref: weakref.ref[RedisStore]) -> None:
+    store = ref()
+    if store is not None:
+        store._init_runtime()
