@@ -11,6 +11,7 @@ dropped (counted), and a new attempt every ``RETRY_S``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
@@ -72,7 +73,7 @@ class Link:
         self._stop = threading.Event()
         self._flush_lock = threading.Lock()  # one flush at a time (the thread, or flush_now)
         self._ids: dict[ModelKey, str] = {}
-        self._permits = 0
+        self._permit_ids = itertools.count(1)  # next() is atomic: callers' threads share it
         self._threads = [
             threading.Thread(target=self._flush_loop, name="model-health-fleet-flush", daemon=True),
             threading.Thread(target=self._listen_loop, name="model-health-fleet-listen", daemon=True),
@@ -274,8 +275,7 @@ class Link:
     def acquire(self, key: ModelKey, period: int, expiry_s: float, trials: int) -> str | bool | None:
         if not self.connected and time.monotonic() < self._retry_at:
             return None
-        self._permits += 1
-        member = f"{self.store.origin}:{self._permits}"
+        member = f"{self.store.origin}:{next(self._permit_ids)}"
         try:
             granted, ignored = self._acquire(
                 args=[self.store.prefix, self._id(key), period, member, int(expiry_s * 1000), trials]
