@@ -8,6 +8,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -277,3 +278,23 @@ def test_a_frozen_redis_costs_callers_nothing(redis_srv: RedisServer) -> None:
         "model_health.store.ignored",
     }
     node.registry.close(2.0)
+
+
+def test_configure_reads_the_url_and_prefixes_by_service(
+    redis_srv: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import otel_model_health as omh
+
+    monkeypatch.setenv("MODEL_HEALTH_REDIS_URL", redis_srv.url)
+    before = set(threading.enumerate())
+    handle = omh.configure(service_name="checkout", sdk_disabled=True)
+    try:
+        store = handle.registry.fleet
+        assert store is not None and store.prefix == "model_health:checkout:"
+        handle.registry.record(KEY, Outcome.FAILURE)
+        assert store.flush(2.0)
+        assert redis_srv.client().exists("model_health:checkout:b:openai|direct|gpt-4o") == 1
+    finally:
+        handle.shutdown()
+    started = set(threading.enumerate()) - before
+    assert not [t for t in started if t.name.startswith("model-health-fleet")]  # shutdown stopped them

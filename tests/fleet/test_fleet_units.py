@@ -3,8 +3,10 @@ decided elsewhere (``ModelState.adopt``), and the Sentry bridge leaving remote t
 
 from __future__ import annotations
 
+import importlib
 import json
 import random
+import sys
 from dataclasses import replace
 
 import pytest
@@ -120,3 +122,18 @@ def test_the_bridge_reports_only_what_its_process_won() -> None:
         assert bridge.flush(2.0)
         assert [e["tags"]["transition"] for e in transport.events] == ["breaker_opened"]
         bridge.close()
+
+
+def test_without_redis_py_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import otel_model_health as omh
+
+    configure_module = importlib.import_module("otel_model_health.configure")
+    from otel_model_health.health.fleet import RedisStore
+    from otel_model_health.health.registry import HealthRegistry
+
+    monkeypatch.setitem(sys.modules, "redis", None)  # `import redis` raises ImportError
+    with pytest.raises(ImportError, match=r"otel_model_health\[redis\]"):
+        omh.configure(store="redis://127.0.0.1:1/0", sdk_disabled=True)
+    assert configure_module.current() is None  # nothing was started
+    with pytest.raises(ImportError, match=r"otel_model_health\[redis\]"):
+        HealthRegistry(store=RedisStore("redis://127.0.0.1:1/0"))
