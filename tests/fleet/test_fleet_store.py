@@ -82,9 +82,9 @@ def test_failures_across_nodes_open_once_for_the_fleet(nodes: list[Node]) -> Non
         wait_for(lambda n=i + 1: all(n == _failures(x, KEY) for x in nodes))
     wait_for(lambda: opened_everywhere(nodes, KEY))
     for kind in (K.FIRST_FAILURE, K.BREAKER_OPENED):
+        wait_for(lambda kind=kind: all(kind in n.kinds(KEY) for n in nodes))  # every node sees it ...
         won = [n for n in nodes if kind in n.kinds(KEY, remote=False)]
-        assert len(won) == 1, kind  # one node reports it ...
-        wait_for(lambda kind=kind: all(kind in n.kinds(KEY) for n in nodes))  # ... every node sees it
+        assert len(won) == 1, kind  # ... and one node reports it
     assert all(n.store.errors == 0 and n.store.ignored == 0 for n in nodes)
 
 
@@ -159,6 +159,7 @@ def test_flushall_and_lost_scripts_are_survived(nodes: list[Node], redis_srv: Re
         fail(nodes[i % 3], other)
         wait_for(lambda n=i + 1: all(n == _failures(x, other) for x in nodes))
     wait_for(lambda: opened_everywhere(nodes, other))
+    wait_for(lambda: all(K.BREAKER_OPENED in n.kinds(other) for n in nodes))
     assert sum(K.BREAKER_OPENED in n.kinds(other, remote=False) for n in nodes) == 1
     assert all(n.store.errors == 0 for n in nodes)
 
