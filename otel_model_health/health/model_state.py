@@ -274,6 +274,22 @@ class ModelState:
             emit(self._recover(before_state, before_status, now))
 
     # --- a fleet's decisions -----------------------------------------------------------------------
+    def record_remote(self, result: CallResult, now: float, emit: Emit) -> None:
+        """Another process's outcome (a fleet store): counted and judged as ours are, a trial included,
+        but it returns none of this process's half-open permits: those stand for calls made here."""
+        breaker = self.breaker
+        period = breaker.period
+        mine = breaker.permits
+        breaker.permits = []
+        try:
+            self.record(result, now, emit)
+        finally:
+            if breaker.state is HALF_OPEN and breaker.period == period:
+                breaker.permits = mine + breaker.permits
+            else:  # the period ended: as ``_drop_permits`` would have done
+                for permit in mine:
+                    permit._owner = None
+
     def adopt(self, kind: TransitionKind, open_until: float, level: int, now: float, emit: Emit) -> None:
         """Follow a transition another process won (a fleet store, docs/fleet.md): the breaker and the
         incident take its result, and each change that makes here is emitted as a step. The rules that

@@ -513,7 +513,7 @@ class HealthRegistry:
                 self._context_state = state
                 self._context_result = result
                 self._context_now = now
-                state.record(result, now, self._emit_bound)
+                state.record_remote(result, now, self._emit_bound)
                 if self._outages:
                     self._after_step(state, now, None, result.health_operation)
 

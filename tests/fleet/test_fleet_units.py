@@ -137,3 +137,18 @@ def test_without_redis_py_the_error_names_the_extra(monkeypatch: pytest.MonkeyPa
     assert configure_module.current() is None  # nothing was started
     with pytest.raises(ImportError, match=r"otel_model_health\[redis\]"):
         HealthRegistry(store=RedisStore("redis://127.0.0.1:1/0"))
+
+
+def test_a_remote_trial_does_not_take_back_this_process_permit() -> None:
+    state, steps = _state()
+    state.force_open(0.0, 1.0, steps.append)
+    state.advance(1.0, steps.append)
+    assert state.breaker.state is BreakerState.HALF_OPEN
+    mine = state.breaker.hand_out_permit(KEY, 1.0, lambda permit: None)
+    assert mine is not None
+    state.record_remote(CallResult(Outcome.SUCCESS, started_at=1.0), 1.1, steps.append)
+    assert mine.tracked and state.breaker.trials_done == 1  # counted as the fleet's trial, ours still out
+    state.record(CallResult(Outcome.SUCCESS, started_at=1.0), 1.2, steps.append)
+    assert not mine.tracked and state.breaker.trials_done == 2
+    state.record_remote(CallResult(Outcome.FAILURE, started_at=1.0), 1.3, steps.append)
+    assert steps[-1].kind is K.HALF_OPEN_FAILED
