@@ -1,7 +1,8 @@
 """HealthRegistry: the per-model state machines behind one lock, their transitions, and routing.
 
-(About 450 lines, most of them the public API's docstrings: reads, routing, manual control and the
-keyword form of ``record``. The decisions are in ``model_state``, ``outages``; containers in ``store``.)
+(About 570 lines, most of them the public API's docstrings: reads, routing, manual control and the
+keyword form of ``record``, and the fleet store's hooks (about 90 lines, at the end). The decisions are
+in ``model_state``, ``outages``; containers in ``store``; the Redis side in ``fleet/``.)
 
 The rules live in ``ModelState`` (one per key) and the containers in a ``HealthStore``; the registry
 serialises access, feeds each state the clock, turns the steps a state emits into ``HealthTransition``
