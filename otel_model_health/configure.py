@@ -113,7 +113,9 @@ def _build(settings: Settings, options: Options) -> ModelHealth:
         ):
             metric_exporter = otlp.metric_exporter(settings.metrics)
 
-    registry = HealthRegistry(config=settings.breaker, max_keys=settings.max_keys, store=_store(settings))
+    registry = HealthRegistry(
+        config=settings.breaker, max_keys=settings.max_keys, slos=settings.slos, store=_store(settings)
+    )
     tp: trace.TracerProvider | None = tracer_provider
     mp: metrics.MeterProvider | None = meter_provider
     owns_tp = owns_mp = False
@@ -142,7 +144,11 @@ def _build(settings: Settings, options: Options) -> ModelHealth:
 
     bridge, sentry_client = _start_sentry(sentry_plan, settings, registry, tp, mp)
     defaults.set_defaults(
-        registry=registry, tracer_provider=tp, meter_provider=mp, capture_content=settings.capture_content
+        registry=registry,
+        tracer_provider=tp,
+        meter_provider=mp,
+        capture_content=settings.capture_content,
+        enforce=settings.enforce,
     )
     call_classifier = options.call_classifier
     if call_classifier is not None:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .health.fleet import RedisStore
     from .health.types import BreakerConfig
     from .outcomes import CallClassifier
+    from .slo.definition import SLO
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -195,6 +196,15 @@ class Options:
         check=v.check_store,
         parse=v.parse_redis_url,
     )
+    slos: Iterable[SLO | Mapping[str, Any]] | str | None = _option(
+        "Health",
+        "Service level objectives per model: `SLO` values or mappings of their fields, or the path of a "
+        "TOML (`[[slo]]` tables) or JSON file of them. The variable names such a file. See docs/slo.md.",
+        env="OTEL_MODEL_HEALTH_SLO_FILE",
+        check=v.check_slos,
+        parse=v.parse_slo_file,
+        default="none",
+    )
     capture_content: bool | None = _option(
         "Health",
         "Record prompts and completions on spans. Without the option, "
@@ -202,6 +212,16 @@ class Options:
         "after each `configure()`.",
         default="off",
         check=v.check_bool,
+    )
+    enforce: bool | None = _option(
+        "Health",
+        "Refuse calls to a model whose breaker is OPEN, whose HALF_OPEN trial slots are taken, or that is "
+        "rate-limited, before any network I/O; the default of the transports and decorators given no "
+        "`enforce`. The variable accepts `true/false/1/0/yes/no/on/off`. See docs/enforcement.md.",
+        default="`false`: passive",
+        env="MODEL_HEALTH_ENFORCE",
+        check=v.check_bool,
+        parse=v.lenient_bool,
     )
     call_classifier: CallClassifier | None = _option(
         "Health",

@@ -25,6 +25,7 @@ from .health.types import BreakerConfig
 from .option_values import ConfigurationError, Pairs, Protocol, number
 from .options import Given, Options, read_options, variable_of
 from .sentry.settings import SentrySettings
+from .slo.definition import SLO
 
 logger: Final = logging.getLogger("otel_model_health")
 
@@ -89,7 +90,9 @@ class Settings:
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
     max_keys: int = DEFAULT_MAX_KEYS
     store: Any = None  # a Redis URL or a RedisStore: health shared by the fleet (docs/fleet.md)
+    slos: tuple[SLO, ...] = ()
     capture_content: bool | None = None
+    enforce: bool | None = None
     critical_models: tuple[str, ...] = ()
     trace_url_template: str | None = None
     sentry: SentrySettings = field(default_factory=SentrySettings)

@@ -1,6 +1,6 @@
 """HealthRegistry: the per-model state machines behind one lock, their transitions, and routing.
 
-(About 570 lines, most of them the public API's docstrings: reads, routing, manual control and the
+(About 600 lines, most of them the public API's docstrings: reads, routing, manual control and the
 keyword form of ``record``, and the fleet store's hooks (about 90 lines, at the end). The decisions are
 in ``model_state``, ``outages``; containers in ``store``; the Redis side in ``fleet/``.)
 
@@ -22,7 +22,7 @@ import random as _random
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
@@ -33,11 +33,16 @@ from .. import semconv
 from .._internal import report_internal_error
 from ..keys import DIRECT_GATEWAY, ModelKey
 from ..outcomes import Outcome
-from .breaker import CLOSED, Permit, RandomSource
+from ..slo.definition import SLO
+from ..slo.status import SloStatus, series_status
+from ..slo.tracker import AlertChange, compile_slos, evaluate_all, track
+from . import admission
+from .admission import Choice, Refusal
+from .breaker import CLOSED, HALF_OPEN, Permit, RandomSource
 from .dispatch import Dispatcher
 from .model_state import UNHEALTHY, ModelState, Step, callers_mistake
 from .store import HealthStore, MemoryStore, Unattributed
-from .transitions import transition
+from .transitions import slo_transition, transition
 from .types import (
     BreakerConfig,
     CallResult,
@@ -79,6 +84,7 @@ class HealthRegistry:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         random: RandomSource | None = None,
+        slos: Sequence[SLO] = (),
         store: RedisStore | str | None = None,
     ) -> None:
         """``store``: None keeps health in this process; a ``RedisStore`` (or its URL) shares it with every
@@ -89,9 +95,15 @@ class HealthRegistry:
         self._wall_clock = wall_clock
         rng: RandomSource = random if random is not None else _random.Random()
         config_ = self.config
+        # SLOs (docs/slo.md): a key gets its series when first admitted, and only if an SLO matches it.
+        self.slos = tuple(slos)
+        plans = compile_slos(self.slos)
 
         def new_state(key: ModelKey, now: float) -> ModelState:
-            return ModelState(key, config_, rng, now)
+            state = ModelState(key, config_, rng, now)
+            if plans:
+                state.slo = track(plans, key, now)
+            return state
 
         self._lock = threading.Lock()
         self._fleet: RedisStore | None = None
@@ -114,6 +126,7 @@ class HealthRegistry:
         self._context_result = CallResult(Outcome.SUCCESS)
         self._context_now = 0.0
         self._emit_bound = self._emit_in_context  # made once: reading a method makes a new object
+        self._slo_bound = self._slo_alert_in_context
         # Providers in an outage: a record looks for a recovery only when > 0 (an evicted provider may leave
         # it too high, which costs a look, never a wrong answer).
         self._outages = 0
@@ -184,6 +197,7 @@ class HealthRegistry:
         started_at: float | None = None,
         retry_after_s: float | None = None,
         span_context: SpanContext | None = None,
+        first_chunk_s: float | None = None,
     ) -> None:
         """Record one model call's outcome (for clients on neither httpx nor httpx2: Bedrock, gRPC …).
         ``operation`` is ``model_health.operation``: ``inference`` or ``health_check``. Never raises."""
@@ -200,6 +214,7 @@ class HealthRegistry:
                 started_at,
                 retry_after_s,
                 span_context,
+                first_chunk_s,
             ),
         )
         self.record_result(key, result)
@@ -222,6 +237,9 @@ class HealthRegistry:
                         self._context_result = result
                         self._context_now = now
                         state.record(result, now, self._emit_bound)
+                        if state.slo is not None:
+                            for series in state.slo:
+                                series.record(result, now, self._slo_bound)
                         if self._outages:
                             self._after_step(state, now, result.span_context, result.health_operation)
                         if self._fleet is not None:
@@ -303,6 +321,9 @@ class HealthRegistry:
     def _advance(self, state: ModelState, now: float) -> None:
         """Apply what the clock made due for one state, emitting clock-driven transitions."""
         state.advance(now, self._emitter(state, now, None, state.last_operation))
+        if state.slo is not None:
+            self._context_state, self._context_now = state, now
+            evaluate_all(state.slo, now, self._slo_bound)
         self._after_step(state, now, None, state.last_operation)
 
     def _emit(
@@ -328,6 +349,12 @@ class HealthRegistry:
                 provider_models=provider_models,
             )
         )
+
+    def _slo_alert_in_context(self, change: AlertChange) -> None:
+        """An SLO alert started or resolved during a record or a read (``_context_state``)."""
+        state = self._context_state
+        if state is not None:
+            self._scratch.append(slo_transition(state, change, self._context_now, self._wall))
 
     def _check_outage(
         self, state: ModelState, step: Step, now: float, span_context: SpanContext | None, operation: str
@@ -392,6 +419,20 @@ class HealthRegistry:
         snapshots.sort(key=lambda s: (s.key.provider, s.key.model, s.key.gateway))
         return snapshots
 
+    def slo_statuses(self) -> list[SloStatus]:
+        """Every (model, SLO) series: burn rate per window, budget left, active alerts (docs/slo.md)."""
+        with self._lock:
+            states = [state for state in self._store.states() if state.slo is not None]
+        statuses: list[SloStatus] = []
+        for state in states:
+            with self._section():
+                now = self._clock()
+                self._advance(state, now)
+                assert state.slo is not None
+                statuses.extend(series_status(series, now, self._wall(now)) for series in state.slo)
+        statuses.sort(key=lambda s: (s.slo, s.key.provider, s.key.model, s.key.gateway))
+        return statuses
+
     def provider_outages(self) -> set[str]:
         """The providers whose models are in an outage together."""
         with self._lock:
@@ -427,33 +468,71 @@ class HealthRegistry:
         ``half_open_trials`` slots per half-open period (see ``Permit``).
         """
         key = ModelKey(provider=provider, model=model, gateway=gateway)
-        with self._section():
+        decision = self.admit(key)
+        if decision is None:
             state = self._store.lookup(key)
-            if state is None:
-                return Permit(key, expires_at=None, period=0)
+            return Permit(key, expires_at=None, period=0 if state is None else state.breaker.period)
+        return decision if isinstance(decision, Permit) else None
+
+    def admit(self, key: ModelKey) -> Permit | Refusal | None:
+        """Enforcement's question: may a call to ``key`` go out now? None: yes (CLOSED, or a model never
+        seen); a ``Permit``: yes, as one of the HALF_OPEN trials; a ``Refusal``: no (docs/enforcement.md).
+        """
+        state = self._store.lookup(key)  # a dict read: atomic
+        if state is None:
+            return None
+        # The common case without the lock: CLOSED and not rate-limited has no clock-driven step that could
+        # refuse (a stale read lets one call through, which is what passive mode does with every call).
+        if state.breaker.state is CLOSED and self._clock() >= state.rate_limited_until:
+            return None
+        with self._section():
             now = self._clock()
             self._advance(state, now)
-            if not state.available(now):
-                return None
+            refused = admission.refusal(state, now)
+            if refused is not None:
+                return refused
             breaker = state.breaker
             if breaker.state is CLOSED:
-                return Permit(key, expires_at=None, period=breaker.period)
+                return None
             fleet = self._fleet
             if fleet is None:
                 return breaker.hand_out_permit(key, now, self._release_permit)
             release = _FleetRelease(self, fleet, fleet.versions.get(key, 0))
             permit = breaker.hand_out_permit(key, now, release)
-        if permit is None:
-            return None
-        # A fleet-wide slot too, outside the lock (a Redis round trip); without an answer the local one
-        # stands.
-        member = fleet.acquire_permit(key, self.config.permit_expiry_s, self.config.half_open_trials)
+        return None if permit is None else self._fleet_slot(key, permit, release)
+
+    def _fleet_slot(self, key: ModelKey, permit: Permit, release: _FleetRelease) -> Permit | Refusal:
+        """A HALF_OPEN permit's fleet-wide slot, taken outside the lock (a Redis round trip): without an
+        answer from Redis the local permit stands; with no slot left in the fleet, a refusal."""
+        member = release.fleet.acquire_permit(key, self.config.permit_expiry_s, self.config.half_open_trials)
         if member is False:
             permit.release()
-            return None
+            return Refusal(key, HALF_OPEN, admission.TRIALS_BUSY, None)
         if isinstance(member, str):
             release.member = member
         return permit
+
+    def choose(self, candidates: Iterable[ModelKey]) -> Choice:
+        """The first of ``candidates`` (in order of preference) that may be called now: OPEN, rate-limited
+        and HALF_OPEN models whose trial slots are all taken are passed over. Takes no permit: an enforcing
+        call takes its own, so a slot taken in between refuses that call (fall back again, see
+        ``otel_model_health.fallback``). When none may be called, ``key`` is None and ``retry_after_s`` /
+        ``retry_at`` say when the soonest may be tried again."""
+        refusals: list[Refusal] = []
+        with self._section():
+            now = self._clock()
+            for key in candidates:
+                state = self._store.lookup(key)
+                if state is None:
+                    return Choice(key, tuple(refusals))
+                self._advance(state, now)
+                refused = admission.refusal(state, now)
+                if refused is None:
+                    return Choice(key, tuple(refusals))
+                refusals.append(refused)
+            passed = tuple(refusals)
+            wait = admission.soonest(passed)
+            return Choice(None, passed, wait, None if wait is None else self._wall(now + wait))
 
     def _release_permit(self, permit: Permit) -> None:
         with self._lock:

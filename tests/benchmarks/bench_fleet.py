@@ -1,4 +1,4 @@
-"""Section 8: the fleet store (docs/fleet.md) on a real redis-server started for the section.
+"""Section 10: the fleet store (docs/fleet.md) on a real redis-server started for the section.
 
 - the caller-thread CPU of ``record_result`` with a ``RedisStore`` against the in-memory store, in the
   same rounds (``time.thread_time``: the flusher's and subscriber's work is on their own threads);
@@ -24,7 +24,7 @@ from otel_model_health.outcomes import Outcome
 from ..kit.redis_server import RedisServer, redis_server
 from .harness import Results, Scale, Target, interleave, paired_diff, paired_ratio, us
 
-SECTION: Final = "8. Fleet store (Redis)"
+SECTION: Final = "10. Fleet store (Redis)"
 KEY: Final = ModelKey(provider="openai", model="gpt-4o-mini")
 RESULT: Final = CallResult(Outcome.SUCCESS, latency_s=0.25)
 CONFIG: Final = BreakerConfig(jitter=0.0, open_wait_s=60.0, max_open_wait_s=60.0)

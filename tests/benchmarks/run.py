@@ -12,7 +12,9 @@ from typing import Final
 
 from .bench_bodies import bench_bodies
 from .bench_calls import bench_decorator, bench_health, bench_scale
+from .bench_enforcement import bench_enforcement
 from .bench_fleet import bench_fleet
+from .bench_slo import bench_slo
 from .bench_transport import bench_concurrency, bench_streams, bench_transport
 from .harness import Providers, Results, Scale, ServerProcess, profile_summary
 from .report import console, markdown, svg
@@ -199,7 +201,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-SECTIONS: Final = ("transport", "streams", "decorator", "health", "scale", "concurrency", "bodies", "fleet")
+SECTIONS: Final = (
+    "transport",
+    "streams",
+    "decorator",
+    "health",
+    "scale",
+    "concurrency",
+    "bodies",
+    "enforcement",
+    "slo",
+    "fleet",
+)
 
 
 def run(scale: Scale, only: Sequence[str]) -> Results:
@@ -227,11 +240,17 @@ def run(scale: Scale, only: Sequence[str]) -> Results:
         if "scale" in only:
             _progress("5. scale")
             results.extend(bench_scale(scale))
+        if "slo" in only:
+            _progress("9. SLOs")
+            results.extend(bench_slo(scale))
         if "bodies" in only:
             _progress("7. hostile and compressed bodies")
             results.extend(bench_bodies(scale, providers))
+        if "enforcement" in only:
+            _progress("8. enforcement")
+            results.extend(bench_enforcement(scale, providers))
         if "fleet" in only:
-            _progress("8. fleet store (Redis)")
+            _progress("10. fleet store (Redis)")
             results.extend(bench_fleet(scale))
         _profile(results, scale)
     finally:

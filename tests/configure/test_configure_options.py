@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,8 @@ from options_doc import DOC, render
 import otel_model_health as omh
 from otel_model_health.options import OPTIONS, Options, read_options
 from otel_model_health.settings import ConfigurationError, Settings, load_settings
+
+EXAMPLE_SLOS = Path(__file__).resolve().parents[2] / "examples" / "slos.toml"
 
 # One value per option, and the variable's text meaning the same (None: the option has no variable).
 SAMPLES: dict[str, tuple[Any, str | None]] = {
@@ -34,7 +37,9 @@ SAMPLES: dict[str, tuple[Any, str | None]] = {
     "breaker": ({"open_wait_s": 5.0}, None),
     "max_keys": (7, None),
     "store": ("redis://127.0.0.1:6390/0", "redis://127.0.0.1:6390/0"),
+    "slos": (str(EXAMPLE_SLOS), str(EXAMPLE_SLOS)),
     "capture_content": (True, None),
+    "enforce": (True, "on"),
     "call_classifier": (lambda **_: (omh.Outcome.SUCCESS, None), None),
     "sentry_enabled": (True, "yes"),
     "sentry_dsn": ("https://k@o1.example/2", "https://k@o1.example/2"),
