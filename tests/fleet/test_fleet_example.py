@@ -28,14 +28,8 @@ def test_workers_share_one_verdict(redis_srv: RedisServer, sim: SimulatedProvide
         "OPENAI_API_KEY": "sk-test",
         "OPENAI_MODEL": "flaky-model",
     }
-    result = subprocess.run(
-        [sys.executable, str(REPO / "examples" / "fleet_workers.py")],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    command = [sys.executable, str(REPO / "examples" / "fleet_workers.py")]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len([line for line in lines if line.endswith("available=False")]) == 3, result.stdout
