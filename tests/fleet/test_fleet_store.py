@@ -301,3 +301,16 @@ def test_configure_reads_the_url_and_prefixes_by_service(
         handle.shutdown()
     started = set(threading.enumerate()) - before
     assert not [t for t in started if t.name.startswith("model-health-fleet")]  # shutdown stopped them
+
+
+def test_enforcement_is_refused_when_the_fleet_has_no_trial_slot(nodes: list[Node]) -> None:
+    from otel_model_health.health.admission import TRIALS_BUSY, Refusal
+    from otel_model_health.health.breaker import Permit
+
+    nodes[0].registry.force_open(provider=KEY.provider, model=KEY.model, duration_s=0.2)
+    wait_for(lambda: opened_everywhere(nodes, KEY))
+    time.sleep(0.25)
+    decisions = [n.registry.admit(KEY) for n in nodes for _ in range(2)]
+    assert sum(isinstance(d, Permit) for d in decisions) == CONFIG.half_open_trials
+    refusals = [d for d in decisions if isinstance(d, Refusal)]
+    assert len(refusals) == 6 - CONFIG.half_open_trials and all(r.reason == TRIALS_BUSY for r in refusals)
