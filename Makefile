@@ -10,8 +10,9 @@ DEMO_DURATION ?= 30
 
 # Debian packages the tests use, as package:command; a package is installed when its command is missing
 # (apt-get as root; elsewhere the target fails naming what to install). chromium: the status page's browser
-# tests; prometheus: promtool, which checks the shipped alert rules.
-SYSTEM_PACKAGES := chromium:chromium prometheus:promtool
+# tests; prometheus: promtool, which checks the shipped alert rules; redis-server: the fleet store's tests
+# and benchmark.
+SYSTEM_PACKAGES := chromium:chromium prometheus:promtool redis-server:redis-server
 
 .PHONY: test lint typecheck unit unit-fast demo bench clean system-packages
 
@@ -58,7 +59,7 @@ test: lint typecheck unit
 demo: $(DEMO_STAMP)
 	$(BIN)/otel-model-health demo --duration $(DEMO_DURATION)
 
-bench: $(DEV_STAMP)
+bench: $(DEV_STAMP) system-packages
 	$(BIN)/python -m tests.benchmarks
 
 clean:

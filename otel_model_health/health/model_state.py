@@ -363,6 +363,46 @@ class ModelState:
             emit(self._recover(before_state, before_status, now))
         self._check_slow(now, emit, before_state, before_status)
 
+    # --- a fleet's decisions -----------------------------------------------------------------------
+    def record_remote(self, result: CallResult, now: float, emit: Emit) -> None:
+        """Another process's outcome (a fleet store): counted and judged as ours are, a trial included,
+        but it returns none of this process's half-open permits: those stand for calls made here."""
+        breaker = self.breaker
+        period = breaker.period
+        mine = breaker.permits
+        breaker.permits = []
+        try:
+            self.record(result, now, emit)
+        finally:
+            if breaker.state is HALF_OPEN and breaker.period == period:
+                breaker.permits = mine + breaker.permits
+            else:  # the period ended: as ``_drop_permits`` would have done
+                for permit in mine:
+                    permit._owner = None
+
+    def adopt(self, kind: TransitionKind, open_until: float, level: int, now: float, emit: Emit) -> None:
+        """Follow a transition another process won (a fleet store, docs/fleet.md): the breaker and the
+        incident take its result, and each change that makes here is emitted as a step. The rules that
+        decided it are this class's own, run in the winning process."""
+        self.advance(now, emit)
+        breaker = self.breaker
+        before_state = breaker.state
+        before_status = self.status(now)
+        if kind is TransitionKind.FIRST_FAILURE:
+            # Only with a failure of its own in the window: an incident without one would "clear" at once
+            # (``_incident_cleared``) and this process would propose a recovery nobody saw.
+            if not self.in_incident and breaker.window.failures:
+                self._start_incident(now, failed=0)
+                emit(Step(kind, before_state, before_state, before_status))
+        elif kind is TransitionKind.BREAKER_OPENED or kind is TransitionKind.HALF_OPEN_FAILED:
+            if not self.in_incident:
+                self._start_incident(now, failed=0)
+            self.incident_opened = True
+            if breaker.follow_open(open_until, level):
+                emit(Step(kind, before_state, OPEN, before_status))
+        elif kind is TransitionKind.RECOVERED and (breaker.follow_close(now) or self.in_incident):
+            emit(self._recover(before_state, before_status, now))
+
     # --- reading ---------------------------------------------------------------------------------
     def snapshot(self, now: float, wall: Callable[[float], float]) -> ModelHealthState:
         """An immutable view; ``wall`` maps the state's clock to epoch seconds."""

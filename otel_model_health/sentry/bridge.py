@@ -235,7 +235,7 @@ class SentryBridge:
                 if provider in self._in_outage:
                     return None
                 self._in_outage.add(provider)
-                return events.BASE_LEVELS[kind]
+                return None if transition.remote else events.BASE_LEVELS[kind]
             if kind is TransitionKind.PROVIDER_RECOVERED:
                 self._in_outage.discard(events.outage_provider(transition))
                 return None
@@ -260,6 +260,8 @@ class SentryBridge:
                 self._mark_incident(key)
             else:
                 return None  # half_open and anything unknown: not an incident step worth an alert
+        if transition.remote:
+            return None  # another process of the fleet won it and reports it (docs/fleet.md)
         level = events.BASE_LEVELS[kind]
         return events.escalate(level) if self._is_critical(key) else level
 
