@@ -6,10 +6,11 @@ and ends when one of them is healthy again. The group makes the decision; the re
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from ..keys import ModelKey
-from .model_state import HEALTHY, STALE, UNHEALTHY, ModelState
+from .model_state import HEALTHY, STALE, UNHEALTHY, ModelState, Step
+from .types import TransitionKind
 
 
 class ProviderGroup:
@@ -50,3 +51,21 @@ class ProviderGroup:
             return False
         self.outage = False
         return True
+
+
+def follow_provider(
+    group: ProviderGroup, kind: TransitionKind, models: Sequence[ModelKey]
+) -> tuple[ModelState, Step, tuple[ModelKey, ...]] | None:
+    """Another process of the fleet won ``kind`` (docs/fleet.md): the group follows it, and the step to
+    deliver (with the model it is about and the outage's models), or None when the group already agrees.
+    """
+    begins = kind is TransitionKind.PROVIDER_OUTAGE
+    if group.outage is begins or not group.states:
+        return None
+    group.outage = begins
+    known = [group.states[key] for key in models if key in group.states]
+    state = known[0] if known else next(iter(group.states.values()))
+    breaker = state.breaker.state
+    step = Step(kind, breaker, breaker, HEALTHY if begins else UNHEALTHY)
+    found = tuple(models) if begins else tuple(group.states)
+    return state, step, found

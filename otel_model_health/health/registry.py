@@ -41,6 +41,7 @@ from .admission import Choice, Refusal
 from .breaker import CLOSED, HALF_OPEN, Permit, RandomSource
 from .dispatch import Dispatcher
 from .model_state import UNHEALTHY, ModelState, Step, callers_mistake
+from .outages import follow_provider
 from .recent import TIMELINE_KINDS, Recent, note, read_recent
 from .store import HealthStore, MemoryStore, Unattributed
 from .transitions import slo_transition, transition
@@ -262,7 +263,7 @@ class HealthRegistry:
             if fleet is None:
                 self._dispatcher.enqueue(scratch)
             elif self._remote_section:
-                self._dispatcher.enqueue([replace(t, remote=True) for t in scratch])
+                self._dispatcher.enqueue(fleet.hold(scratch, remote=True))
             else:
                 self._dispatcher.enqueue(fleet.hold(scratch))  # breaker steps wait for Redis's verdict
             scratch.clear()
@@ -611,6 +612,9 @@ class HealthRegistry:
                 self._context_result = result
                 self._context_now = now
                 state.record_remote(result, now, self._emit_bound)
+                if state.slo is not None:  # fleet-wide SLO history; alerts are arbitrated (docs/slo.md)
+                    for series in state.slo:
+                        series.record(result, now, self._slo_bound)
                 if self._outages:
                     self._after_step(state, now, None, result.health_operation)
 
@@ -633,6 +637,28 @@ class HealthRegistry:
             )
             self._after_step(state, now, None, state.last_operation)
             self._remote_section = True
+
+    def fleet_provider(self, kind: TransitionKind, provider: str, models: Sequence[ModelKey]) -> None:
+        """A provider outage (or its end) another process won: followed here and delivered as remote,
+        unless this process already follows it (then its listeners saw it once already)."""
+        with self._section():
+            group = self._store.group(provider)
+            change = None if group is None else follow_provider(group, kind, models)
+            if change is not None:
+                self._outages += 1 if kind is TransitionKind.PROVIDER_OUTAGE else -1
+                state, step, found = change
+                now = self._clock()
+                made = transition(
+                    state,
+                    step,
+                    now,
+                    self._wall,
+                    None,
+                    state.last_operation,
+                    provider=provider,
+                    provider_models=found,
+                )
+                self._dispatcher.enqueue([replace(made, remote=True)])
 
     def fleet_deliver(self, transitions: Sequence[HealthTransition]) -> None:
         """Transitions Redis arbitrated (or that could not reach it), to this process's listeners."""

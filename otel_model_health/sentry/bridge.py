@@ -240,6 +240,8 @@ class SentryBridge:
                 self._in_outage.discard(events.outage_provider(transition))
                 return None
             if kind is TransitionKind.SLO_ALERT_STARTED and transition.slo_alert is not None:
+                if transition.remote:
+                    return None  # fleet-wide history: another process won the alert and reports it
                 return slo_events.level(transition)  # the registry emits one start per alert
             if kind in _RE_ARMING:
                 self._in_incident.pop(key, None)

@@ -18,6 +18,7 @@ from ..types import CallResult, TransitionKind
 
 OUTCOMES_TAG: Final = "o"  # a pub/sub message of outcomes: "o" + origin + "\n" + JSON rows
 TRANSITION_TAG: Final = "t"  # a won transition: "t" + JSON
+FLAG_TAG: Final = "f"  # a won provider outage or its end: "f" + JSON [kind, provider, origin, [model ids]]
 
 _OUTCOME_BY_VALUE: Final = {o.value: o for o in Outcome}
 # Transitions decided in Redis (compare-and-set); the others are each process's own (docs/fleet.md).
@@ -30,6 +31,9 @@ BREAKER_KINDS: Final = frozenset(
     }
 )
 PROVIDER_KINDS: Final = frozenset({TransitionKind.PROVIDER_OUTAGE, TransitionKind.PROVIDER_RECOVERED})
+SLO_KINDS: Final = frozenset({TransitionKind.SLO_ALERT_STARTED, TransitionKind.SLO_ALERT_RESOLVED})
+# Flags: decided by "set if absent" / "delete if present" of one key, not by a versioned record.
+FLAG_KINDS: Final = PROVIDER_KINDS | SLO_KINDS
 _KIND_BY_VALUE: Final = {k.value: k for k in BREAKER_KINDS | PROVIDER_KINDS}
 MAX_MESSAGE: Final = 256  # characters of an error message shared with the fleet (already scrubbed)
 
@@ -179,6 +183,38 @@ def decode_transition(payload: bytes | str) -> tuple[str, FleetRecord]:
     if not isinstance(data, list) or len(data) != 8:
         raise Invalid("not a transition")
     return _text(data[0]), record_from_fields(data[1:])
+
+
+# --- flags -----------------------------------------------------------------------------------------------
+
+
+class ProviderFlag(NamedTuple):
+    """A provider outage (or its end) another process won."""
+
+    kind: TransitionKind
+    provider: str
+    origin: str
+    models: tuple[ModelKey, ...]
+
+
+def flag_id(key_provider: str) -> str:
+    """A provider's part of a flag key: escaped like a model id's first part, so the flusher can refresh a
+    provider's outage flag from the model ids it touches."""
+    return quote(key_provider, safe="")
+
+
+def decode_flag(payload: bytes | str) -> ProviderFlag:
+    data = _json(payload)
+    if not isinstance(data, list) or len(data) != 4 or not isinstance(data[3], list):
+        raise Invalid("not a flag")
+    kind = _KIND_BY_VALUE.get(_text(data[0]))
+    if kind not in PROVIDER_KINDS:
+        raise Invalid("flag kind")
+    provider = _text(data[1])
+    if not provider or flag_id(unquote(provider)) != provider:
+        raise Invalid("flag provider")
+    models = tuple(parse_model_id(m) for m in data[3][:500])
+    return ProviderFlag(kind, unquote(provider), _text(data[2]), models)
 
 
 # --- helpers -------------------------------------------------------------------------------------------

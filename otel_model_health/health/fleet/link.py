@@ -14,11 +14,13 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import math
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, Final, Protocol
+from urllib.parse import quote
 
 import redis
 from redis.exceptions import RedisError
@@ -27,7 +29,7 @@ from ..._internal import report_internal_error
 from ...keys import ModelKey
 from ...option_values import redact_url
 from ...redact import scrub
-from ..types import HealthTransition
+from ..types import HealthTransition, TransitionKind
 from . import codec, scripts
 from .store import Held, RedisStore
 
@@ -52,6 +54,8 @@ class FleetHost(Protocol):
     def fleet_adopt(self, key: ModelKey, record: codec.FleetRecord) -> None: ...
 
     def fleet_deliver(self, transitions: Sequence[HealthTransition]) -> None: ...
+
+    def fleet_provider(self, kind: TransitionKind, provider: str, models: Sequence[ModelKey]) -> None: ...
 
     def model_keys(self) -> list[ModelKey]: ...
 
@@ -211,12 +215,12 @@ class Link:
         in_batch: set[str] = set()
         for h in held:
             t = h.transition
-            if t.kind in codec.PROVIDER_KINDS:
-                target = t.provider or t.key.provider
-                base = 0
-            else:
-                target = self._id(t.key)
-                base = store.versions.get(t.key, 0)
+            if t.kind in codec.FLAG_KINDS:
+                target, keep_s, models = flag_target(t, store.ttl_s, self._id)
+                proposals.append([target, t.kind.value, 0, 0, 0.0, 0, keep_s, models])
+                continue
+            target = self._id(t.key)
+            base = store.versions.get(t.key, 0)
             open_until = t.state.open_until or 0.0
             proposals.append(
                 [target, t.kind.value, base, 1 if target in in_batch else 0, open_until, h.level]
@@ -321,6 +325,10 @@ class Link:
                     store.ignored += ignored
                     if outcomes:
                         self.host.fleet_apply(outcomes)
+            elif tag == codec.FLAG_TAG:
+                flag = codec.decode_flag(body)
+                if flag.origin != store.origin:
+                    self.host.fleet_provider(flag.kind, flag.provider, flag.models)
             elif tag == codec.TRANSITION_TAG:
                 key_id, record = codec.decode_transition(body)
                 key = codec.parse_model_id(key_id)
@@ -357,6 +365,25 @@ class Link:
                     continue
                 if record.version > store.versions.get(key, 0):
                     self.host.fleet_adopt(key, record)
+
+
+def alert_id(t: HealthTransition, model: str) -> str:
+    """An SLO alert's flag id: the SLO, the alert (severity and windows) and the model."""
+    a = t.slo_alert
+    assert a is not None
+    return f"{quote(a.slo, safe='')}|{a.severity}|{a.long_window_s:g}|{a.short_window_s:g}|{model}"
+
+
+def flag_target(
+    t: HealthTransition, ttl_s: int, model_id: Callable[[ModelKey], str]
+) -> tuple[str, int, list[str]]:
+    """(flag id, seconds the flag lives, models to announce) of a provider or SLO alert transition. An
+    alert's flag lives for its long window: a process that starts late during the alert loses its own start
+    to it (docs/fleet.md)."""
+    if t.kind in codec.PROVIDER_KINDS:
+        return codec.flag_id(t.provider or t.key.provider), ttl_s, [model_id(k) for k in t.provider_models]
+    a = t.slo_alert
+    return alert_id(t, model_id(t.key)), math.ceil(a.long_window_s) if a else ttl_s, []
 
 
 def _close(pubsub: Any) -> None:

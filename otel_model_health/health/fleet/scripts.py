@@ -13,9 +13,10 @@ from typing import Final
 
 # ARGV: prefix, origin, outcome payload ("" for none), JSON [model ids seen], JSON [proposals],
 #       ttl seconds, max keys, JSON [permit releases: [model id, period, member]]
-# A proposal: [id, kind, base version, chained (0/1), open_until, level]. For provider kinds the id is
-# the provider. Returns {ignored values, r1, r2, ...}; each r is {won, version, state, incident,
-# open_until, level, kind, origin} as strings (Lua numbers would come back truncated to integers).
+# A proposal: [id, kind, base version, chained (0/1), open_until, level, flag ttl s, [model ids]]. For
+# provider kinds the id is the escaped provider, for SLO alerts the alert's id (``link.alert_id``); the
+# last two only for those flags. Returns {ignored values, r1, r2, ...}; each r is {won, version, state,
+# incident, open_until, level, kind, origin} as strings (Lua numbers would come back truncated to integers).
 FLUSH: Final = r"""
 local prefix, origin, payload = ARGV[1], ARGV[2], ARGV[3]
 local ttl, max_keys = tonumber(ARGV[6]), tonumber(ARGV[7])
@@ -37,7 +38,16 @@ if payload ~= '' then redis.call('PUBLISH', channel, 'o' .. payload) end
 
 local models = prefix .. 'models'
 typed(models, 'zset')
-for _, id in ipairs(cjson.decode(ARGV[4])) do redis.call('ZADD', models, now, id) end
+local providers = {}
+for _, id in ipairs(cjson.decode(ARGV[4])) do
+  redis.call('ZADD', models, now, id)
+  providers[string.match(id, '^[^|]*')] = true
+end
+-- a provider's outage flag lives as long as its models get traffic (a no-op for a provider not in one)
+for provider in pairs(providers) do redis.call('EXPIRE', prefix .. 'outage:' .. provider, ttl) end
+
+local FLAGS = {provider_outage = {'outage:', true}, provider_recovered = {'outage:', false},
+               slo_alert_started = {'alert:', true}, slo_alert_resolved = {'alert:', false}}
 
 local function read(key)
   if not typed(key, 'hash') then return nil end
@@ -67,14 +77,20 @@ end
 local results, won_last = {}, {}
 for i, p in ipairs(cjson.decode(ARGV[5])) do
   local id, kind, base, chained = p[1], p[2], tonumber(p[3]), p[4] == 1
-  if kind == 'provider_outage' or kind == 'provider_recovered' then
-    local key = prefix .. 'outage:' .. id
+  local flag = FLAGS[kind]
+  if flag ~= nil then
+    -- a flag: on is won by the first to set it, off by the one that deletes it
+    local key = prefix .. flag[1] .. id
     local ok
-    if kind == 'provider_outage' then
+    if flag[2] then
       typed(key, 'string')
-      ok = redis.call('SET', key, origin, 'NX', 'EX', ttl)
+      ok = redis.call('SET', key, origin, 'NX', 'EX', math.max(1, tonumber(p[7]) or ttl))
     else
       ok = redis.call('DEL', key) == 1
+    end
+    if ok and flag[1] == 'outage:' then
+      -- every process follows the provider's outage (or its end), not only those that saw it themselves
+      redis.call('PUBLISH', channel, 'f' .. cjson.encode({kind, id, origin, p[8] or {}}))
     end
     results[i] = {ok and '1' or '0', '0', 'closed', '0', '0', '0', kind, origin}
   else

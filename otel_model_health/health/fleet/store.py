@@ -15,6 +15,7 @@ import uuid
 import weakref
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final
 
 from ..._internal import report_internal_error
@@ -24,7 +25,7 @@ from ...outcomes import Outcome
 from ..model_state import ModelState
 from ..store import MemoryStore
 from ..types import CallResult, HealthTransition
-from .codec import BREAKER_KINDS, PROVIDER_KINDS, model_id
+from .codec import BREAKER_KINDS, FLAG_KINDS, model_id
 
 if TYPE_CHECKING:
     from .link import FleetHost, Link
@@ -33,7 +34,7 @@ DEFAULT_QUEUE_SIZE: Final = 50_000  # outcomes waiting for the flusher; past it 
 DEFAULT_FLUSH_INTERVAL_S: Final = 0.05
 DEFAULT_SOCKET_TIMEOUT_S: Final = 0.25
 _SUCCESS: Final = Outcome.SUCCESS
-_ARBITRATED: Final = BREAKER_KINDS | PROVIDER_KINDS
+_ARBITRATED: Final = BREAKER_KINDS | FLAG_KINDS
 
 
 class Held:
@@ -161,13 +162,20 @@ class RedisStore(MemoryStore):
         if result.outcome is not _SUCCESS:
             self.wake.set()  # a failure may decide a transition: share it now, not in 50 ms
 
-    def hold(self, transitions: list[HealthTransition]) -> list[HealthTransition]:
-        """The transitions to deliver now; those Redis must arbitrate are kept until it answers."""
+    def hold(self, transitions: list[HealthTransition], *, remote: bool = False) -> list[HealthTransition]:
+        """The transitions to deliver now; those Redis must arbitrate are kept until it answers.
+        ``remote``: the section followed another process's breaker transition; its breaker steps are that
+        process's, but a provider outage it completes here is still proposed (no other process may have
+        seen the outage in a section of its own, and the flag makes it once per fleet anyway)."""
         link = self._link
         if link is None or not link.connected:
-            return transitions  # Redis unreachable: this process's own verdict, reported by it
+            # Redis unreachable: this process's own verdict, reported by it
+            return [replace(t, remote=True) for t in transitions] if remote else transitions
         now_out: list[HealthTransition] = []
         for t in transitions:
+            if remote and t.kind not in FLAG_KINDS:
+                now_out.append(replace(t, remote=True))
+                continue
             if t.remote or t.kind not in _ARBITRATED:
                 now_out.append(t)
                 continue
