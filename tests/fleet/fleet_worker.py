@@ -13,7 +13,16 @@ from typing import Any
 MESSAGES: Any = [{"role": "user", "content": "hi"}]
 
 
-def main(conn: Connection, redis_url: str, prefix: str, base_url: str, config: dict[str, Any]) -> None:
+def main(
+    conn: Connection,
+    redis_url: str,
+    prefix: str,
+    base_url: str,
+    config: dict[str, Any],
+    options: dict[str, Any] | None = None,
+) -> None:
+    """``options``: ``max_keys`` and ``slos`` (SLO keyword dicts, alerts as [severity, rate, long, short])
+    of this worker's registry."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sentry"))
     import httpx2
     import openai
@@ -25,10 +34,30 @@ def main(conn: Connection, redis_url: str, prefix: str, base_url: str, config: d
     from otel_model_health.health.types import BreakerConfig
     from otel_model_health.instrument.transport import ModelHealthTransport
     from otel_model_health.sentry import SentryBridge
+    from otel_model_health.slo import SLO, BurnRateAlert
+
+    seen: list[tuple[str, bool]] = []
 
     with capturing_sentry() as sentry:
-        registry = HealthRegistry(config=BreakerConfig(**config), store=RedisStore(redis_url, prefix=prefix))
+        options = options or {}
+        slos = [
+            SLO(**{**d, "alerts": tuple(BurnRateAlert(*a) for a in d["alerts"])})
+            for d in options.get("slos", ())
+        ]
+        registry = HealthRegistry(
+            config=BreakerConfig(**config),
+            store=RedisStore(redis_url, prefix=prefix),
+            max_keys=options.get("max_keys", 500),
+            slos=slos,
+        )
         bridge = SentryBridge().attach(registry)
+
+        # Provider and SLO transitions the listeners received: (kind, remote)
+        def note(t: Any) -> None:
+            if t.provider or t.slo_alert:
+                seen.append((t.kind.value, t.remote))
+
+        registry.subscribe(note)
         transport = ModelHealthTransport(
             httpx2.HTTPTransport(), registry=registry, tracer_provider=TracerProvider()
         )
@@ -71,6 +100,9 @@ def main(conn: Connection, redis_url: str, prefix: str, base_url: str, config: d
                     bridge.close()
                     conn.send(None)
                     return
+                if command == "seen":
+                    conn.send(seen)
+                    continue
                 conn.send(_answer(command, args, registry, bridge, sentry, call, batch))
             except Exception as exc:  # the test sees it: a worker must never raise into a caller
                 conn.send({"error": f"{type(exc).__name__}: {exc}"})
@@ -79,6 +111,9 @@ def main(conn: Connection, redis_url: str, prefix: str, base_url: str, config: d
 def _answer(
     command: str, args: list[Any], registry: Any, bridge: Any, sentry: Any, call: Any, batch: Any
 ) -> Any:
+    from otel_model_health.keys import ModelKey
+    from otel_model_health.outcomes import Outcome
+
     if command == "call":
         return call(*args)
     if command == "batch":
@@ -95,6 +130,14 @@ def _answer(
     if command == "events":
         bridge.flush(2.0)
         return [(e["tags"].get("transition"), e["tags"].get("model_id")) for e in sentry.events]
+    if command == "record":  # registry.record itself: outcomes exactly as the test scripts them
+        model, outcome, count = args
+        key = ModelKey(provider="openai", model=model, gateway="self_hosted")
+        for _ in range(count):
+            registry.record(key, Outcome(outcome), latency_s=0.1)
+        return None
+    if command == "slo":  # (good, bad) of each SLO series of the model over its period
+        return [(s.good, s.bad) for s in registry.slo_statuses() if s.key.model == args[0]]
     if command == "store":
         fleet = registry.fleet
         return {**fleet.stats(), "connected": fleet.connected}

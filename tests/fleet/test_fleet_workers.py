@@ -34,17 +34,26 @@ PAUSE_S = 0.02  # between the calls the test spreads across the workers
 
 
 class Fleet:
-    def __init__(self, sim: SimulatedProvider, redis: RedisServer) -> None:
+    def __init__(
+        self,
+        sim: SimulatedProvider,
+        redis: RedisServer,
+        *,
+        prefix: str = PREFIX,
+        options: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """``options``: one dict per worker (fleet_worker.main); WORKERS workers without."""
         self.sim = sim
         self.redis = redis
+        self.prefix = prefix
         context = multiprocessing.get_context("spawn")
         self.conns: list[Any] = []
         self.processes: list[Any] = []
-        for _ in range(WORKERS):
+        for option in options or [{}] * WORKERS:
             parent, child = context.Pipe()
             process = context.Process(
                 target=fleet_worker.main,
-                args=(child, redis.url, PREFIX, sim.openai_base_url, CONFIG),
+                args=(child, redis.url, prefix, sim.openai_base_url, CONFIG, option),
                 daemon=True,
             )
             process.start()
@@ -53,8 +62,9 @@ class Fleet:
         for conn in self.conns:
             assert conn.poll(60), "a worker did not start"
             assert conn.recv() == "ready"
+        self.size = len(self.conns)
         client: Any = redis.client()
-        wait_for(lambda: client.pubsub_numsub(f"{PREFIX}events")[0][1] == WORKERS, 10)
+        wait_for(lambda: client.pubsub_numsub(f"{prefix}events")[0][1] == self.size, 10)
 
     def send(self, worker: int, *command: Any) -> None:
         self.conns[worker].send(command)
@@ -71,9 +81,9 @@ class Fleet:
         return self.receive(worker)
 
     def ask_all(self, *command: Any) -> list[Any]:
-        for worker in range(WORKERS):
+        for worker in range(self.size):
             self.send(worker, *command)
-        return [self.receive(worker) for worker in range(WORKERS)]
+        return [self.receive(worker) for worker in range(self.size)]
 
     def opened_events(self, model: str) -> list[str]:
         """The events about ``model`` once its breaker_opened event arrived (the winner's flusher delivers
