@@ -33,9 +33,10 @@ from .. import semconv
 from .._internal import report_internal_error
 from ..keys import DIRECT_GATEWAY, ModelKey
 from ..outcomes import Outcome
+from ..slo import snapshot
 from ..slo.definition import SLO
 from ..slo.status import SloStatus, series_status
-from ..slo.tracker import AlertChange, compile_slos, evaluate_all, track
+from ..slo.tracker import AlertChange, Series, compile_slos, evaluate_all, track
 from . import admission
 from .admission import Choice, Refusal
 from .breaker import CLOSED, HALF_OPEN, Permit, RandomSource
@@ -100,7 +101,8 @@ class HealthRegistry:
         config_ = self.config
         # SLOs (docs/slo.md): a key gets its series when first admitted, and only if an SLO matches it.
         self.slos = tuple(slos)
-        plans = compile_slos(self.slos)
+        # A fleet's series count on the wall clock's buckets, so histories line up (slo/snapshot.py).
+        plans = compile_slos(self.slos, wall_clock() - clock() if store is not None else 0.0)
 
         def new_state(key: ModelKey, now: float) -> ModelState:
             state = ModelState(key, config_, rng, now)
@@ -135,7 +137,8 @@ class HealthRegistry:
         self._outages = 0
         _REGISTRIES.add(self)
         if self._fleet is not None:
-            self._fleet.bind(self, self.max_keys, new_state, self.config.stale_after_s)
+            names = tuple(slo.name for slo in self.slos)
+            self._fleet.bind(self, self.max_keys, new_state, self.config.stale_after_s, names)
 
     @property
     def fleet(self) -> RedisStore | None:
@@ -659,6 +662,26 @@ class HealthRegistry:
                     provider_models=found,
                 )
                 self._dispatcher.enqueue([replace(made, remote=True)])
+
+    def fleet_slo_snapshots(self) -> list[tuple[ModelKey, Series, bytes]]:
+        """Every SLO series' history, for a process that starts later (slo/snapshot.py)."""
+        with self._lock:
+            states = [state for state in self._store.states() if state.slo is not None]
+        found: list[tuple[ModelKey, Series, bytes]] = []
+        for state in states:
+            with self._lock:
+                found.extend(
+                    (state.key, series, snapshot.encode(series, self._clock())) for series in state.slo or ()
+                )
+        return found
+
+    def fleet_slo_seed(self, key: ModelKey, slo: str, blob: bytes) -> bool:
+        """Add a fleet snapshot of ``key``'s series of ``slo`` to this process's (slo/snapshot.py)."""
+        with self._section():
+            state = self._store.lookup(key) or self._store.admit(key, self._clock())
+            return any(
+                snapshot.seed(s, blob, self._clock()) for s in state.slo or () if s.plan.slo.name == slo
+            )
 
     def fleet_deliver(self, transitions: Sequence[HealthTransition]) -> None:
         """Transitions Redis arbitrated (or that could not reach it), to this process's listeners."""

@@ -41,6 +41,7 @@ def series_status(series: Series, now: float, wall_now: float) -> SloStatus:
     plan = series.plan
     slo = plan.slo
     period = slo.period_s
+    now = series.read_now(now)
     good, bad = series.history.window(now, period)
     rates = {window_label(w): series.burn_rate(now, w) for w in plan.windows()}
     active = [alert for (alert, *_), on in zip(plan.alerts, series.active, strict=True) if on]

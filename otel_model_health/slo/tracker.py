@@ -49,10 +49,25 @@ Notify = Callable[[AlertChange], None]
 class Plan:
     """An SLO compiled for the record path."""
 
-    __slots__ = ("alerts", "budget", "codes", "fast_s", "first_chunk_s", "layout", "operation", "ops", "slo")
+    __slots__ = (
+        "alerts",
+        "budget",
+        "codes",
+        "fast_s",
+        "first_chunk_s",
+        "frame",
+        "layout",
+        "operation",
+        "ops",
+        "slo",
+    )
 
-    def __init__(self, slo: SLO) -> None:
+    def __init__(self, slo: SLO, frame: float = 0.0) -> None:
         self.slo = slo
+        # Added to the registry clock for the series' buckets: with a fleet store, the wall clock's offset,
+        # so every process's buckets start at the same wall-clock times and a history can be handed from
+        # one process to another bucket for bucket (slo/snapshot.py).
+        self.frame = frame
         self.budget = 1.0 - slo.objective
         self.operation = slo.operation  # a glob; "*" matches every operation
         codes = {Outcome.SUCCESS: _GOOD, Outcome.FAILURE: _BAD}
@@ -100,13 +115,16 @@ class Series:
         "bad_at",
         "bad_context",
         "codes",
+        "created",
         "fast_s",
+        "frame",
         "history",
         "key",
         "latency_sli",
         "next_eval",
         "ops",
         "plan",
+        "seeded",
     )
 
     def __init__(self, plan: Plan, key: ModelKey, now: float) -> None:
@@ -116,7 +134,11 @@ class Series:
         self.latency_sli = plan.slo.sli == "latency"
         # A latency SLI on the whole call's duration (no first-chunk threshold) is judged inline.
         self.fast_s = plan.fast_s if plan.first_chunk_s is None else None
+        self.frame = frame = plan.frame
+        now += frame  # every time inside a series is on its frame (Plan)
         self.history = History(plan.layout, now)
+        self.created = now
+        self.seeded = False  # given a fleet snapshot of the time before it was created (slo/snapshot.py)
         self.active = [False] * len(plan.alerts)
         self.bad_context: SpanContext | None = None
         self.bad_at = -1e300
@@ -125,6 +147,7 @@ class Series:
 
     def record(self, result: CallResult, now: float, notify: Notify) -> None:
         """The hot path: classify, bump the current minute's counter (the rest only when due)."""
+        now += self.frame
         matches = self.ops.get(result.health_operation)
         if matches is None:
             matches = self._learn(result.health_operation)
@@ -158,9 +181,14 @@ class Series:
         return matches
 
     def burn_rate(self, now: float, window_s: float) -> float:
+        """On the series' frame, like ``evaluate``'s ``now``; readers use ``read_now``."""
         good, bad = self.history.window(now, window_s)
         total = good + bad
         return (bad / total) / self.plan.budget if total > 0 else 0.0
+
+    def read_now(self, now: float) -> float:
+        """The registry clock's ``now`` on this series' frame."""
+        return now + self.frame
 
     def budget_remaining(self, now: float) -> float:
         return 1.0 - self.burn_rate(now, self.plan.slo.period_s)
@@ -198,12 +226,13 @@ KeySlos = tuple[Series, ...]
 def evaluate_all(key_slos: KeySlos, now: float, notify: Notify) -> None:
     """On reads: what the clock made due (an alert resolves when traffic stops, too)."""
     for series in key_slos:
-        series.history.advance(now)
-        series.evaluate(now, notify)
+        framed = now + series.frame
+        series.history.advance(framed)
+        series.evaluate(framed, notify)
 
 
-def compile_slos(slos: Sequence[SLO]) -> tuple[Plan, ...]:
-    return tuple(Plan(slo) for slo in slos)
+def compile_slos(slos: Sequence[SLO], frame: float = 0.0) -> tuple[Plan, ...]:
+    return tuple(Plan(slo, frame) for slo in slos)
 
 
 def track(plans: Sequence[Plan], key: ModelKey, now: float) -> KeySlos | None:

@@ -21,8 +21,8 @@ def main(
     config: dict[str, Any],
     options: dict[str, Any] | None = None,
 ) -> None:
-    """``options``: ``max_keys`` and ``slos`` (SLO keyword dicts, alerts as [severity, rate, long, short])
-    of this worker's registry."""
+    """``options``: ``max_keys``, ``slo_snapshot_s`` and ``slos`` (SLO keyword dicts, alerts as [severity,
+    rate, long, short]) of this worker's registry."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sentry"))
     import httpx2
     import openai
@@ -46,7 +46,7 @@ def main(
         ]
         registry = HealthRegistry(
             config=BreakerConfig(**config),
-            store=RedisStore(redis_url, prefix=prefix),
+            store=RedisStore(redis_url, prefix=prefix, slo_snapshot_s=options.get("slo_snapshot_s", 60.0)),
             max_keys=options.get("max_keys", 500),
             slos=slos,
         )

@@ -20,7 +20,8 @@ pytestmark = pytest.mark.integration
 # A fast SLO: an alert when more than 10% of the last 30 s and of the last 6 s failed.
 SLO = {"name": "fleet-slo", "objective": 0.9, "period": "10m", "match": {"model": "slo-*"}}
 SLO["alerts"] = [["page", 1.0, "30s", "6s"]]
-OPTIONS = [{"slos": [SLO]}, {"slos": [SLO]}, {"slos": [SLO]}, {"max_keys": 1, "slos": [SLO]}]
+BASE = {"slos": [SLO], "slo_snapshot_s": 0.2}  # the fleet's SLO histories saved every 0.2 s
+OPTIONS = [BASE, BASE, BASE, {**BASE, "max_keys": 1}]
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +87,25 @@ def test_an_slo_alert_counts_the_fleet_and_is_reported_once(fleet: Fleet) -> Non
     counts: list[Any] = fleet.ask_all("slo", model)
     assert counts == [[(40.0, 8.0)]] * 4  # every worker's history holds the whole fleet's calls
     assert sentry_events(fleet, "slo_alert_started") == 1
+
+
+def test_a_worker_that_starts_late_gets_the_fleets_slo_history(fleet: Fleet) -> None:
+    model = "slo-late"
+    for i in range(30):
+        fleet.ask(i % 3, "record", model, "success", 1)
+    for i in range(3):
+        fleet.ask(i % 3, "record", model, "failure", 1)
+    client: Any = fleet.redis.client()
+    saved = f"fleet-flags:h:fleet-slo|openai|self_hosted|{model}"
+    wait_for(lambda: client.exists(saved) and fleet.ask_all("slo", model)[0] == [(30.0, 3.0)], 10)
+    time.sleep(0.5)  # a snapshot written after the last of those calls reached every worker
+
+    late = Fleet(fleet.sim, fleet.redis, prefix="fleet-flags:", options=[BASE])
+    try:
+        wait_for(lambda: late.ask(0, "slo", model) == [(30.0, 3.0)], 10)  # seeded: the time before it began
+        for i in range(10):  # and counting on with the fleet, nothing twice
+            fleet.ask(i % 3, "record", model, "success", 1)
+        wait_for(lambda: late.ask(0, "slo", model) == [(40.0, 3.0)], 10)
+        assert fleet.ask(0, "slo", model) == [(40.0, 3.0)]
+    finally:
+        late.stop()

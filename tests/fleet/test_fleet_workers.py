@@ -64,7 +64,7 @@ class Fleet:
             assert conn.recv() == "ready"
         self.size = len(self.conns)
         client: Any = redis.client()
-        wait_for(lambda: client.pubsub_numsub(f"{prefix}events")[0][1] == self.size, 10)
+        wait_for(lambda: client.pubsub_numsub(f"{prefix}events")[0][1] >= self.size, 10)
 
     def send(self, worker: int, *command: Any) -> None:
         self.conns[worker].send(command)

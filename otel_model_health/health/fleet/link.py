@@ -31,6 +31,7 @@ from ...option_values import redact_url
 from ...redact import scrub
 from ..types import HealthTransition, TransitionKind
 from . import codec, scripts
+from .slo_sync import SloSync
 from .store import Held, RedisStore
 
 logger: Final = logging.getLogger("otel_model_health")
@@ -78,6 +79,7 @@ class Link:
         self._flush_lock = threading.Lock()  # one flush at a time (the thread, or flush_now)
         self._ids: dict[ModelKey, str] = {}
         self._permit_ids = itertools.count(1)  # next() is atomic: callers' threads share it
+        self.slo = SloSync(store, host, self.client)
         self._threads = [
             threading.Thread(target=self._flush_loop, name="model-health-fleet-flush", daemon=True),
             threading.Thread(target=self._listen_loop, name="model-health-fleet-listen", daemon=True),
@@ -137,6 +139,8 @@ class Link:
                 with self._flush_lock:
                     self._drain()
                     self._probe()
+                if self.connected:
+                    self._slo_write()
             except Exception:
                 report_internal_error("fleet flush")
 
@@ -171,6 +175,12 @@ class Link:
             return
         self._succeeded()
         self._settle(held, reply)
+
+    def _slo_write(self) -> None:
+        try:
+            self.slo.maybe_write()
+        except _ERRORS as exc:
+            self._failed("SLO snapshot", exc)
 
     def _probe(self) -> None:
         """While Redis is marked down and nothing is queued, try it again on schedule: transitions are
@@ -365,6 +375,7 @@ class Link:
                     continue
                 if record.version > store.versions.get(key, 0):
                     self.host.fleet_adopt(key, record)
+        self.slo.seed(chunk)  # the time before this process started, of every model's SLO series
 
 
 def alert_id(t: HealthTransition, model: str) -> str:

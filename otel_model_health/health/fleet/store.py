@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 DEFAULT_QUEUE_SIZE: Final = 50_000  # outcomes waiting for the flusher; past it they are dropped, counted
 DEFAULT_FLUSH_INTERVAL_S: Final = 0.05
 DEFAULT_SOCKET_TIMEOUT_S: Final = 0.25
+DEFAULT_SLO_SNAPSHOT_S: Final = 60.0
 _SUCCESS: Final = Outcome.SUCCESS
 _ARBITRATED: Final = BREAKER_KINDS | FLAG_KINDS
 
@@ -74,12 +75,17 @@ class RedisStore(MemoryStore):
         socket_timeout_s: float = DEFAULT_SOCKET_TIMEOUT_S,
         flush_interval_s: float = DEFAULT_FLUSH_INTERVAL_S,
         queue_size: int = DEFAULT_QUEUE_SIZE,
+        slo_snapshot_s: float = DEFAULT_SLO_SNAPSHOT_S,
     ) -> None:
         self.url = check_redis_url("RedisStore url", url)
         self.prefix = prefix if prefix is not None else f"model_health:{service_name or 'unknown_service'}:"
         self.socket_timeout_s = float(socket_timeout_s)
         self.flush_interval_s = float(flush_interval_s)
         self.queue_size = max(1, int(queue_size))
+        self.slo_snapshot_s = max(
+            0.05, float(slo_snapshot_s)
+        )  # how often the fleet's SLO histories are saved
+        self.slo_names: tuple[str, ...] = ()  # the registry's SLOs (set by bind)
         self.ttl_s = 600
         self.errors = 0  # failed Redis operations
         self.dropped = 0  # outcomes not shared: queue full, or Redis unreachable when they were flushed
@@ -104,9 +110,15 @@ class RedisStore(MemoryStore):
 
     # --- set-up ------------------------------------------------------------------------------------
     def bind(
-        self, host: FleetHost, max_keys: int, new_state: Callable[[ModelKey, float], ModelState], ttl_s: float
+        self,
+        host: FleetHost,
+        max_keys: int,
+        new_state: Callable[[ModelKey, float], ModelState],
+        ttl_s: float,
+        slo_names: tuple[str, ...] = (),
     ) -> None:
         """Called once by the registry that uses this store; starts the link."""
+        self.slo_names = slo_names
         if self._host is not None:
             raise ValueError("a RedisStore serves one HealthRegistry")
         import_redis()
