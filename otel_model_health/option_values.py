@@ -246,6 +246,36 @@ def check_max_keys(source: str, value: object) -> int:
     return value
 
 
+def check_port(source: str, value: object) -> int:
+    """A TCP port, 0 (any free port) to 65535."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+        raise ConfigurationError(f"{source} must be a port number from 0 to 65535, got {value!r}")
+    return value
+
+
+def parse_port(source: str, raw: str) -> int | None:
+    if not raw.strip():
+        return None
+    try:
+        value: object = int(raw.strip())
+    except ValueError:
+        value = raw
+    return check_port(source, value)
+
+
+def check_host(source: str, value: object) -> str:
+    """An address to bind: a host name or an IP; no scheme, port, path or spaces."""
+    host = value.strip() if isinstance(value, str) else ""
+    one_colon = host.count(":") == 1  # a port; IPv6 addresses have two or more
+    if not host or one_colon or any(c in host for c in " /\t[]"):
+        raise ConfigurationError(f"{source} must be a host name or an IP address to bind, got {value!r}")
+    return host
+
+
+def parse_host(source: str, raw: str) -> str | None:
+    return check_host(source, raw) if raw.strip() else None
+
+
 def check_callable(source: str, value: object) -> object:
     if not callable(value):
         raise ConfigurationError(f"{source} must be callable, got {value!r}")

@@ -192,6 +192,23 @@ class Options:
         default="off",
         check=v.check_bool,
     )
+    health_http_port: int | None = _option(
+        "Health",
+        "Serve `/health` (the `health_asgi_app` documents) from a daemon thread on this port, for apps "
+        "with no web framework to mount it in (zero-code: docs/zero-code.md). `0` picks a free port.",
+        default="off",
+        env="MODEL_HEALTH_HTTP_PORT",
+        check=v.check_port,
+        parse=v.parse_port,
+    )
+    health_http_host: str | None = _option(
+        "Health",
+        "The address the `/health` server binds. Only loopback unless set: `0.0.0.0` exposes it.",
+        default="`127.0.0.1`",
+        env="MODEL_HEALTH_HTTP_HOST",
+        check=v.check_host,
+        parse=v.parse_host,
+    )
     call_classifier: CallClassifier | None = _option(
         "Health",
         "Replaces how our instrumentation turns a call's result into an outcome.",

@@ -33,6 +33,7 @@ Signal = Literal["traces", "metrics"]
 DEFAULT_PROTOCOL: Final[Protocol] = "http/protobuf"
 DEFAULT_MAX_KEYS: Final = 500
 DEFAULT_METRIC_EXPORT_INTERVAL_S: Final = 60.0
+DEFAULT_HEALTH_HTTP_HOST: Final = "127.0.0.1"
 
 ENV_ENDPOINT: Final = variable_of("otlp_endpoint")
 ENV_TRACES_EXPORTER: Final = "OTEL_TRACES_EXPORTER"
@@ -89,6 +90,8 @@ class Settings:
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
     max_keys: int = DEFAULT_MAX_KEYS
     capture_content: bool | None = None
+    health_http_port: int | None = None  # None: no /health server
+    health_http_host: str = DEFAULT_HEALTH_HTTP_HOST
     critical_models: tuple[str, ...] = ()
     trace_url_template: str | None = None
     sentry: SentrySettings = field(default_factory=SentrySettings)

@@ -34,6 +34,8 @@ SAMPLES: dict[str, tuple[Any, str | None]] = {
     "breaker": ({"open_wait_s": 5.0}, None),
     "max_keys": (7, None),
     "capture_content": (True, None),
+    "health_http_port": (8081, " 8081 "),
+    "health_http_host": ("0.0.0.0", "0.0.0.0"),
     "call_classifier": (lambda **_: (omh.Outcome.SUCCESS, None), None),
     "sentry_enabled": (True, "yes"),
     "sentry_dsn": ("https://k@o1.example/2", "https://k@o1.example/2"),
