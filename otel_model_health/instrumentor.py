@@ -81,9 +81,8 @@ def under_opentelemetry_instrument() -> bool:
 
 
 def _stop_start_up(exc: BaseException) -> None:
-    message = f"otel_model_health: start-up stopped: {type(exc).__name__}: {exc}\n"
-    logger.error(message.rstrip())
-    sys.stderr.write(message)
+    # Written, not logged: with no logging set up, the logger's last resort would print it a second time.
+    sys.stderr.write(f"otel_model_health: start-up stopped: {type(exc).__name__}: {exc}\n")
     sys.stderr.flush()
     # Not SystemExit: site.py turns an exception out of sitecustomize into a fatal-error traceback.
     os._exit(1)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+from dataclasses import fields
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, Literal
 from urllib.parse import unquote, urlsplit
@@ -238,6 +239,26 @@ def check_breaker(source: str, value: object) -> BreakerConfig:
         except (TypeError, ValueError) as exc:
             raise ConfigurationError(f"{source}: {exc}") from None
     raise ConfigurationError(f"{source} must be a BreakerConfig or a mapping, got {value!r}")
+
+
+def parse_breaker(source: str, raw: str) -> BreakerConfig | None:
+    """``open_wait_s=10,minimum_calls=3``: ``BreakerConfig`` fields, each parsed as its default's type."""
+    pairs = _pairs(source, raw, show_values=True)
+    if not pairs:
+        return None
+    types = {f.name: type(f.default) for f in fields(BreakerConfig)}
+    values: dict[str, object] = {}
+    for name, text_value in pairs:
+        kind = types.get(name)
+        if kind is None:
+            raise ConfigurationError(f"{source}: no breaker setting {name!r} (known: {', '.join(types)})")
+        try:
+            values[name] = kind(text_value) if kind in (int, float) else text_value
+        except ValueError:
+            raise ConfigurationError(
+                f"{source}: {name} must be {'an integer' if kind is int else 'a number'}, got {text_value!r}"
+            ) from None
+    return check_breaker(source, values)
 
 
 def check_max_keys(source: str, value: object) -> int:

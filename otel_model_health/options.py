@@ -173,9 +173,12 @@ class Options:
         "Health",
         "Breaker and status thresholds: a `BreakerConfig`, or a mapping of its fields "
         '(`{"open_wait_s": 10}`). Negative or inconsistent values are rejected, e.g. `minimum_calls` '
-        "above `window_size`, or `max_open_wait_s` below `open_wait_s`. See docs/health-model.md.",
+        "above `window_size`, or `max_open_wait_s` below `open_wait_s`. See docs/health-model.md. The "
+        "variable lists fields as `k=v` pairs: `open_wait_s=10,minimum_calls=3`.",
         default="`BreakerConfig()`",
+        env="MODEL_HEALTH_BREAKER",
         check=v.check_breaker,
+        parse=v.parse_breaker,
     )
     max_keys: int | None = _option(
         "Health",

@@ -31,7 +31,7 @@ SAMPLES: dict[str, tuple[Any, str | None]] = {
     "otlp_traces_headers": ({"x-t": "1"}, "x-t=1"),
     "otlp_metrics_headers": ({"x-m": "1"}, "x-m=1"),
     "metric_export_interval_s": (2.5, "2500"),
-    "breaker": ({"open_wait_s": 5.0}, None),
+    "breaker": ({"open_wait_s": 5.0}, "open_wait_s=5"),
     "max_keys": (7, None),
     "capture_content": (True, None),
     "health_http_port": (8081, " 8081 "),
