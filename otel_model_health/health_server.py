@@ -121,7 +121,8 @@ class HealthServer:
             server = _Server((self._host, self._port), _Handler)
         except OSError as exc:
             raise OSError(
-                exc.errno, f"cannot serve /health on {self._host}:{self._port} (MODEL_HEALTH_HTTP_PORT): {exc}"
+                exc.errno,
+                f"cannot serve /health on {self._host}:{self._port} (MODEL_HEALTH_HTTP_PORT): {exc}",
             ) from exc
         server.app = self._app
         self._server = server
@@ -138,7 +139,7 @@ class HealthServer:
         if self._server is None:
             return f"http://{self._host}:{self._port}"
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def stop(self) -> None:
         """Stop serving and close the socket; idempotent."""

@@ -15,8 +15,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-from dataclasses import fields
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import fields
 from typing import Any, Final, Literal
 from urllib.parse import unquote, urlsplit
 

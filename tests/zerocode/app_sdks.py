@@ -6,6 +6,7 @@ can read ``/health`` from the live process."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 
@@ -49,10 +50,8 @@ def main() -> None:
     )
 
     for _ in range(6):  # the test scripted an outage of this model
-        try:
+        with contextlib.suppress(openai.InternalServerError):
             client.chat.completions.create(model="flaky-model", messages=HELLO)
-        except openai.InternalServerError:
-            pass
     print("READY", flush=True)
     sys.stdin.readline()
 

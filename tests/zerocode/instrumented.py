@@ -35,7 +35,9 @@ def entry_point_path(tmp: Path) -> str | None:
         return None
     info = tmp / "otel_model_health_entry_points-0.dist-info"
     info.mkdir(parents=True, exist_ok=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: otel_model_health_entry_points\nVersion: 0\n")
+    (info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: otel_model_health_entry_points\nVersion: 0\n"
+    )
     lines = [f"[{GROUP}]", *(f"{name} = {value}" for name, value in declared.items())]
     (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
     return str(tmp)

@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 from configure.otlp_receivers import OtelTap, attributes, data_points, free_port
-from configure.otlp_receivers import oteltap_fixture as oteltap_fixture
-from instrumented import instrumented_env, popen, run
+from instrumented import instrumented_env, popen
 
 from otel_model_health.testing import Fault, SimulatedProvider
 
@@ -62,7 +61,7 @@ def test_unmodified_app_under_opentelemetry_instrument(oteltap: OtelTap, tmp_pat
             models = {m["model"]: m for m in _get_json(f"http://127.0.0.1:{port}/health/models")["models"]}
             summary = _get_json(f"http://127.0.0.1:{port}/health")
         finally:
-            out, err = process.communicate("\n", timeout=60)
+            _out, err = process.communicate("\n", timeout=60)
         assert process.returncode == 0, err
         # The outage opened that model's breaker, seen through the /health port.
         assert models["flaky-model"]["breaker_state"] == "open", models["flaky-model"]

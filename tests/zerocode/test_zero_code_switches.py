@@ -90,7 +90,9 @@ def test_disabled_instrumentations_turns_it_off(tmp_path: Path) -> None:
     with SimulatedProvider() as provider:
         env = instrumented_env(tmp_path, {**CONSOLE, "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "model_health"})
         result = run(["-c", PROBE.format(base=provider.openai_base_url)], env)
-        enabled = run(["-c", PROBE.format(base=provider.openai_base_url)], instrumented_env(tmp_path, CONSOLE))
+        enabled = run(
+            ["-c", PROBE.format(base=provider.openai_base_url)], instrumented_env(tmp_path, CONSOLE)
+        )
     assert result.returncode == 0, result.stderr
     assert "TRANSPORT HTTPTransport HANDLE None" in result.stdout
     assert not _ours(_console_spans(result.stdout))
@@ -102,7 +104,11 @@ def test_disabled_instrumentations_turns_it_off(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("MODEL_HEALTH_HTTP_PORT", "http"), ("MODEL_HEALTH_BREAKER", "open_wait=5"), ("SENTRY_ENABLED", "maybe")],
+    [
+        ("MODEL_HEALTH_HTTP_PORT", "http"),
+        ("MODEL_HEALTH_BREAKER", "open_wait=5"),
+        ("SENTRY_ENABLED", "maybe"),
+    ],
 )
 def test_a_bad_value_fails_start_up_naming_it(tmp_path: Path, variable: str, value: str) -> None:
     env = instrumented_env(tmp_path, {**CONSOLE, variable: value})

@@ -79,7 +79,7 @@ def unpatch() -> None:
         for cls in _patched:
             init = cls.__dict__.get("__init__")
             if isinstance(init, wrapt.FunctionWrapper) and init._self_wrapper is _after_init:
-                setattr(cls, "__init__", init.__wrapped__)
+                cls.__init__ = init.__wrapped__
             # else something wrapped ours since: left in place, and _after_init stands aside (no _patched)
         _patched.clear()
         clients = list(_clients)
