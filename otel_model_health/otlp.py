@@ -1,7 +1,7 @@
 """OTLP span and metric exporters for http/protobuf and gRPC.
 
-``opentelemetry-exporter-otlp`` is the ``otlp`` extra: it is imported only here, and only when an endpoint
-is configured, so the rest of the library works without it (and without grpcio).
+``opentelemetry-exporter-otlp`` is the ``otlp`` extra: it is imported only here (by name), and only when an
+endpoint is configured, so the rest of the library works without it (and without grpcio).
 
 Settings the exporters read from the environment themselves (``OTEL_EXPORTER_OTLP_*_TIMEOUT``,
 ``_COMPRESSION``, ``_CERTIFICATE``, ``_CLIENT_KEY``, ``_CLIENT_CERTIFICATE``, ``OTEL_EXPORTER_OTLP_INSECURE``)
@@ -14,6 +14,7 @@ processor and periodic metric reader report a flush as done even when its export
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import Sequence
 from typing import Any, Final
@@ -115,23 +116,28 @@ class TrackedMetricExporter(_Tracking, MetricExporter):
         return self.inner.force_flush(timeout_millis)
 
 
-def span_exporter(settings: OtlpSignalSettings) -> TrackedSpanExporter:
-    """Build the OTLP span exporter for ``settings`` (``signal == "traces"``)."""
-    if settings.signal != "traces":
-        raise ConfigurationError(f"span_exporter needs traces settings, got {settings.signal!r}")
-    headers = settings.headers_dict() or None
+# The exporter class of each signal, in ``opentelemetry.exporter.otlp.proto.{http,grpc}.<module>``.
+_EXPORTER_CLASSES: Final = {
+    "traces": ("trace_exporter", "OTLPSpanExporter"),
+    "metrics": ("metric_exporter", "OTLPMetricExporter"),
+}
+
+
+def _exporter(settings: OtlpSignalSettings, signal: str) -> Any:
+    if settings.signal != signal:
+        raise ConfigurationError(f"a {signal} exporter needs {signal} settings, got {settings.signal!r}")
+    module_name, class_name = _EXPORTER_CLASSES[signal]
+    proto = "grpc" if settings.protocol == "grpc" else "http"
     try:
-        if settings.protocol == "grpc":
-            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
-                OTLPSpanExporter as GrpcSpanExporter,
-            )
-
-            return TrackedSpanExporter(GrpcSpanExporter(endpoint=settings.endpoint, headers=headers))
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpSpanExporter
-
-        return TrackedSpanExporter(HttpSpanExporter(endpoint=settings.endpoint, headers=headers))
+        module = importlib.import_module(f"opentelemetry.exporter.otlp.proto.{proto}.{module_name}")
     except ImportError as exc:
         raise _missing(settings, exc) from exc
+    return getattr(module, class_name)(endpoint=settings.endpoint, headers=settings.headers_dict() or None)
+
+
+def span_exporter(settings: OtlpSignalSettings) -> TrackedSpanExporter:
+    """Build the OTLP span exporter for ``settings`` (``signal == "traces"``)."""
+    return TrackedSpanExporter(_exporter(settings, "traces"))
 
 
 def metric_exporter(settings: OtlpSignalSettings) -> TrackedMetricExporter:
@@ -141,20 +147,4 @@ def metric_exporter(settings: OtlpSignalSettings) -> TrackedMetricExporter:
     ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` and
     ``OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION``.
     """
-    if settings.signal != "metrics":
-        raise ConfigurationError(f"metric_exporter needs metrics settings, got {settings.signal!r}")
-    headers = settings.headers_dict() or None
-    try:
-        if settings.protocol == "grpc":
-            from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (
-                OTLPMetricExporter as GrpcMetricExporter,
-            )
-
-            return TrackedMetricExporter(GrpcMetricExporter(endpoint=settings.endpoint, headers=headers))
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import (
-            OTLPMetricExporter as HttpMetricExporter,
-        )
-
-        return TrackedMetricExporter(HttpMetricExporter(endpoint=settings.endpoint, headers=headers))
-    except ImportError as exc:
-        raise _missing(settings, exc) from exc
+    return TrackedMetricExporter(_exporter(settings, "metrics"))

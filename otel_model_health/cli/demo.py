@@ -197,26 +197,18 @@ class _Demo:
         for spec in self.scenario.models:
             if not spec.probe:
                 continue
-            if spec.api == "anthropic":
-                monitor.add(
-                    AnthropicProbe(
-                        spec.model,
-                        base_url=provider.base_url,
-                        api_key=API_KEY,
-                        provider=spec.provider,
-                        gateway=spec.gateway,
-                    )
+            anthropic = spec.api == "anthropic"
+            probe_class = AnthropicProbe if anthropic else OpenAIProbe
+            base_url = provider.base_url if anthropic else provider.openai_base_url
+            monitor.add(
+                probe_class(
+                    spec.model,
+                    base_url=base_url,
+                    api_key=API_KEY,
+                    provider=spec.provider,
+                    gateway=spec.gateway,
                 )
-            else:
-                monitor.add(
-                    OpenAIProbe(
-                        spec.model,
-                        base_url=provider.openai_base_url,
-                        api_key=API_KEY,
-                        provider=spec.provider,
-                        gateway=spec.gateway,
-                    )
-                )
+            )
         return monitor
 
     def _loop(self, provider: Any, registry: Any) -> None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import importlib
 import os
 from collections.abc import Callable, Mapping
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypedDict, Unpack
 
 from .. import semconv
 from ..health.types import HealthRecorder
@@ -65,26 +65,44 @@ def _http_module() -> Any:
         ) from exc
 
 
+class HTTPProbeOptions(TypedDict, total=False):
+    """The keyword options every built-in probe takes."""
+
+    base_url: str | None
+    api_key: str | None
+    provider: str | None
+    gateway: str | None
+    headers: Mapping[str, str] | None
+    client: Any
+    timeout_s: float | None
+
+
 class _HTTPProbe:
     """Shared plumbing: key, client lifecycle, the decorated call."""
 
     _env_var: str = ""
     _operation: str = semconv.OP_CHAT
+    default_base_url: str = ""
+    default_provider: str = ""
 
     def __init__(
         self,
-        *,
-        provider: str,
         model: str,
-        gateway: str | None,
-        base_url: str,
-        api_key: str | None,
-        headers: Mapping[str, str] | None,
-        client: Any,
-        timeout_s: float | None,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        provider: str | None = None,
+        gateway: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        client: Any = None,
+        timeout_s: float | None = None,
     ) -> None:
-        self._key = ModelKey(provider=provider, model=model, gateway=gateway or DIRECT_GATEWAY)
-        self.base_url = base_url.rstrip("/")
+        """``base_url`` and ``provider`` default to the class's ``default_base_url`` and
+        ``default_provider``; ``api_key`` to its environment variable, read at each run."""
+        self._key = ModelKey(
+            provider=provider or self.default_provider, model=model, gateway=gateway or DIRECT_GATEWAY
+        )
+        self.base_url = (base_url or self.default_base_url).rstrip("/")
         self._api_key = api_key
         self._headers = dict(headers or {})
         self._user_client = client  # a client given by the caller is never closed here
@@ -162,35 +180,19 @@ class OpenAIProbe(_HTTPProbe):
     """An OpenAI-compatible health probe: ``mode="chat"`` (default) or ``mode="models"``."""
 
     _env_var = "OPENAI_API_KEY"
+    default_base_url = OPENAI_BASE_URL
+    default_provider = semconv.PROVIDER_OPENAI
 
     def __init__(
-        self,
-        model: str,
-        *,
-        mode: Literal["chat", "models"] = "chat",
-        base_url: str = OPENAI_BASE_URL,
-        api_key: str | None = None,
-        provider: str = semconv.PROVIDER_OPENAI,
-        gateway: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        client: Any = None,
-        timeout_s: float | None = None,
+        self, model: str, *, mode: Literal["chat", "models"] = "chat", **options: Unpack[HTTPProbeOptions]
     ) -> None:
+        """``mode`` and the options of every built-in probe (see ``_HTTPProbe``)."""
         if mode not in ("chat", "models"):
             raise ValueError(f"mode must be 'chat' or 'models', got {mode!r}")
         self.mode = mode
         # GET /models is not a GenAI operation of the spec; a custom gen_ai.operation.name says so.
         self._operation = semconv.OP_CHAT if mode == "chat" else "list_models"
-        super().__init__(
-            provider=provider,
-            model=model,
-            gateway=gateway,
-            base_url=base_url,
-            api_key=api_key,
-            headers=headers,
-            client=client,
-            timeout_s=timeout_s,
-        )
+        super().__init__(model, **options)
 
     def _request_headers(self) -> dict[str, str]:
         headers = dict(self._headers)
@@ -219,29 +221,8 @@ class AnthropicProbe(_HTTPProbe):
     """An Anthropic Messages API health probe (1-token message)."""
 
     _env_var = "ANTHROPIC_API_KEY"
-
-    def __init__(
-        self,
-        model: str,
-        *,
-        base_url: str = ANTHROPIC_BASE_URL,
-        api_key: str | None = None,
-        provider: str = semconv.PROVIDER_ANTHROPIC,
-        gateway: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        client: Any = None,
-        timeout_s: float | None = None,
-    ) -> None:
-        super().__init__(
-            provider=provider,
-            model=model,
-            gateway=gateway,
-            base_url=base_url,
-            api_key=api_key,
-            headers=headers,
-            client=client,
-            timeout_s=timeout_s,
-        )
+    default_base_url = ANTHROPIC_BASE_URL
+    default_provider = semconv.PROVIDER_ANTHROPIC
 
     async def _request(self, client: Any) -> object:
         headers = {"anthropic-version": ANTHROPIC_VERSION, **self._headers}

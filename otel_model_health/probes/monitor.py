@@ -19,6 +19,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 from opentelemetry import metrics, trace
 
 from .. import defaults, semconv
+from .._context import StartStop
 from .._internal import report_internal_error
 from ..health.types import HealthRecorder, ModelHealthState
 from ..instrument.decorators.wrappers import MEASURED_MARKER
@@ -44,7 +45,7 @@ class MonitorAwareProbe(Protocol):
     async def aclose(self) -> None: ...
 
 
-class HealthMonitor:
+class HealthMonitor(StartStop):
     """Runs health probes on a schedule. See docs/probes.md.
 
     ``clock`` (monotonic seconds) defaults to the registry's clock, ``sleep`` to ``asyncio.sleep`` and
@@ -183,14 +184,6 @@ class HealthMonitor:
         wait = self._stop_wait(timeout)
         self._life.stop_thread(wait)
         self._runner.join(wait)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     # --- asyncio mode -------------------------------------------------------------------------
     async def run(self) -> None:

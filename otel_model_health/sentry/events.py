@@ -19,7 +19,6 @@ from typing import Any, Final
 
 from ..health.types import HealthTransition, TransitionKind
 from ..keys import ModelKey
-from ..redact import scrub
 
 # Sentry does not cut tags itself; an over-long key or value makes the server drop the tag.
 MAX_TAG_KEY_LENGTH: Final = 32
@@ -172,7 +171,7 @@ def build_context(transition: HealthTransition, *, trace_url_template: str | Non
         "error_count": state.failures_in_window,
         "success_rate": state.success_rate,
         "circuit_breaker_state": str(transition.after),
-        "error_message": scrub(error.message) if error is not None and error.message else None,
+        "error_message": error.message if error is not None else None,  # scrubbed by the registry
         "last_failure": _iso(state.last_failure_at),
         "trace_sampled": transition.sampled,
         "trace_url": _trace_url(transition, trace_url_template),
@@ -195,7 +194,7 @@ def build_outage_context(transition: HealthTransition, *, trace_url_template: st
         "last_model": str(transition.key),
         "last_error_type": error.error_type if error is not None else None,
         "last_status_code": error.status_code if error is not None else None,
-        "last_error_message": scrub(error.message) if error is not None and error.message else None,
+        "last_error_message": error.message if error is not None else None,
         "last_failure": _iso(transition.state.last_failure_at),
         "trace_sampled": transition.sampled,
         "trace_url": _trace_url(transition, trace_url_template),

@@ -12,9 +12,9 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from http.server import ThreadingHTTPServer
-from types import TracebackType
 from typing import Any, Final, Self
 
+from otel_model_health._context import StartStop
 from otel_model_health.testing.faults import (
     ApiName,
     Clock,
@@ -83,7 +83,7 @@ class _Server(ThreadingHTTPServer):
         return list(conns.values())
 
 
-class SimulatedProvider:
+class SimulatedProvider(StartStop):
     """A fake LLM provider on a loopback port. Use as a context manager or call start()/stop().
 
     ``models``: ``None`` answers any model id (``GET /v1/models`` lists :data:`DEFAULT_MODELS`); a list makes
@@ -156,14 +156,6 @@ class SimulatedProvider:
             conn_thread.join(_JOIN_TIMEOUT)
         self._server = None
         self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     @property
     def running(self) -> bool:

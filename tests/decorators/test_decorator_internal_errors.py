@@ -10,7 +10,7 @@ import pytest
 
 from otel_model_health import _internal
 from otel_model_health.instrument import instruments, measurement
-from otel_model_health.instrument.decorators import call_results, generators, monitor, streams
+from otel_model_health.instrument.decorators import call_results, monitor, streams
 from otel_model_health.outcomes import Outcome
 
 
@@ -40,7 +40,6 @@ def test_response_parser_raising(monkeypatch: pytest.MonkeyPatch, telemetry: Any
 
 
 def test_stream_event_parser_raising(monkeypatch: pytest.MonkeyPatch, telemetry: Any, debug_log: Any) -> None:
-    monkeypatch.setattr(generators, "read_stream_event", _explode)
     monkeypatch.setattr(streams, "read_stream_event", _explode)
     before = _internal.internal_error_count()
 

@@ -14,8 +14,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_model_health import semconv
+from otel_model_health.health.registry import HealthRegistry
 from otel_model_health.health.types import TransitionKind
 from otel_model_health.keys import ModelKey
+from otel_model_health.outcomes import Outcome
 from otel_model_health.sentry import SentryBridge
 from otel_model_health.sentry.events import build_event, cut_tags
 
@@ -139,8 +141,20 @@ def test_no_error_leaves_no_error_tag(bridge: SentryBridge, transport: Capturing
 def test_api_key_in_the_error_message_is_scrubbed(
     bridge: SentryBridge, transport: CapturingTransport
 ) -> None:
+    # The bridge reads the registry's snapshot, whose last error is scrubbed once when it is first read:
+    # record through the registry, as every call does.
     secret = "sk-proj-abcdefghijklmnopqrstuvwxyz123456"
-    event = capture_one(bridge, transport, message=f"401 Incorrect API key provided: {secret}")
+    registry = HealthRegistry()
+    bridge.attach(registry)
+    registry.record(
+        ModelKey(provider="openai", model="gpt-4o"),
+        Outcome.FAILURE,
+        error_type="503",
+        status_code=503,
+        error_message=f"503 upstream rejected key {secret}",
+    )
+    assert bridge.flush(5.0)
+    (event,) = transport.events  # the first failure
     assert secret not in repr(event)
     assert "[REDACTED]" in event["contexts"]["model_health"]["error_message"]
 

@@ -1,6 +1,7 @@
 """What a decorated call returned or raised, turned into the end of its measurement.
 
-``finish_exception`` and ``finish_response`` end a measurement; ``result_kind`` tells, once per
+``finish_exception`` and ``finish_response`` end a measurement (``DecoratedCallStep`` calls the former
+when a step of the call raises); ``result_kind`` tells, once per
 return type, whether a return value is a complete response or a stream the caller still has to read.
 None of these raise: telemetry errors are reported and swallowed.
 """
@@ -15,6 +16,7 @@ from typing import Final
 
 from ..._internal import guarded, report_internal_error
 from ...outcomes import StreamEnd, parse_retry_after
+from ..call_step import CallStep
 from ..measurement import CallMeasurement
 from ..responses import ResponseInfo, read_response
 
@@ -162,3 +164,12 @@ def finish_cancelled(m: CallMeasurement, info: ResponseInfo | None) -> None:
     if info is not None:
         apply_info(m, info)
     m.finish(stream_end=StreamEnd.CANCELLED)
+
+
+class DecoratedCallStep(CallStep):
+    """A step of a decorated call: an SDK error also carries the status code and ``Retry-After``."""
+
+    __slots__ = ()
+
+    def raised(self, m: CallMeasurement, exc_type: type[BaseException] | None, exc: BaseException) -> None:
+        finish_exception(m, exc)

@@ -10,106 +10,68 @@ that is never iterated makes no call) unless the caller hands an already started
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable, Generator
-from typing import Any
+from contextlib import nullcontext
+from typing import Any, Final
 
-from ..._internal import report_internal_error
 from ..measurement import CallMeasurement
-from ..responses import ResponseInfo, read_stream_event
-from .call_results import finish_cancelled, finish_complete, finish_exception
+from .streams import StreamObserver
 
 StartCall = Callable[[], CallMeasurement | None]
 
-
-def _observe(m: CallMeasurement, info: ResponseInfo, item: object) -> None:
-    try:  # not guarded(): runs for every item
-        m.first_chunk()
-        read_stream_event(item, info)
-    except Exception:
-        report_internal_error("generators.read_event")
+# The step of an async generator that measures nothing (``start`` declined): reusable, so no
+# allocation per step.
+_UNMEASURED: Final = nullcontext()
 
 
 def drive_generator(gen: Generator[Any, Any, Any], start: StartCall) -> Generator[Any, Any, Any]:
     m = start()
     if m is None:
         return (yield from gen)
-    info = ResponseInfo()
+    observer = StreamObserver(m)
     sent: Any = None
     thrown: BaseException | None = None
     while True:
-        token = m.activate()
         try:
-            if thrown is None:
-                item = gen.send(sent)
-            else:
-                exc, thrown = thrown, None
-                item = gen.throw(exc)
+            with observer:  # one step of the user's generator, with the call's span current
+                item = gen.send(sent) if thrown is None else gen.throw(thrown)
         except StopIteration as stop:
-            m.deactivate(token)
-            finish_complete(m, info)
             return stop.value
-        except BaseException as exc:
-            m.deactivate(token)
-            finish_exception(m, exc, info)
-            raise
-        m.deactivate(token)
-        _observe(m, info, item)
+        thrown = None
+        observer.item(item)
         try:
             sent = yield item
         except GeneratorExit:
-            token = m.activate()
-            try:
+            with observer:
                 gen.close()
-            except BaseException as exc:
-                m.deactivate(token)
-                finish_exception(m, exc, info)
-                raise
-            m.deactivate(token)
-            finish_cancelled(m, info)
+            observer.closed()
             raise
         except BaseException as exc:  # caller's throw(): hand it to the user's generator
             thrown = exc
 
 
 async def drive_async_generator(agen: AsyncGenerator[Any, Any], start: StartCall) -> AsyncGenerator[Any, Any]:
+    # No ``yield from`` for async generators: an unmeasured one is driven here too, step by step.
     m = start()
-    info = ResponseInfo()
+    observer = StreamObserver(m) if m is not None else None
+    step = observer if observer is not None else _UNMEASURED
     sent: Any = None
     thrown: BaseException | None = None
     while True:
-        token = m.activate() if m is not None else None
         try:
-            if thrown is None:
-                item = await agen.asend(sent)
-            else:
-                exc, thrown = thrown, None
-                item = await agen.athrow(exc)
+            with step:
+                item = await (agen.asend(sent) if thrown is None else agen.athrow(thrown))
         except StopAsyncIteration:
-            if m is not None:
-                m.deactivate(token)
-                finish_complete(m, info)
             return
-        except BaseException as exc:
-            if m is not None:
-                m.deactivate(token)
-                finish_exception(m, exc, info)
-            raise
-        if m is not None:
-            m.deactivate(token)
-            _observe(m, info, item)
+        thrown = None
+        if observer is not None:
+            observer.item(item)
         try:
             sent = yield item
         except GeneratorExit:
-            token = m.activate() if m is not None else None
-            try:
+            with step:
                 await agen.aclose()
-            except BaseException as exc:
-                if m is not None:
-                    m.deactivate(token)
-                    finish_exception(m, exc, info)
-                raise
-            if m is not None:
-                m.deactivate(token)
-                finish_cancelled(m, info)
+            if observer is not None:
+                observer.closed()
             raise
         except BaseException as exc:
             thrown = exc

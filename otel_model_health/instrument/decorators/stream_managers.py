@@ -16,7 +16,7 @@ import wrapt
 
 from ..._internal import guarded
 from ..measurement import CallMeasurement
-from .call_results import ResultKind, finish_exception, finish_response, result_kind
+from .call_results import DecoratedCallStep, ResultKind, finish_response, result_kind
 from .generators import drive_async_generator, drive_generator
 from .streams import (
     AsyncManagedStreamProxy,
@@ -35,7 +35,7 @@ def observe_result(m: CallMeasurement, result: Any) -> Any:
         finish_response(m, result)
         return result
     with guarded("stream_managers.observe_result"):
-        return _wrap(m, StreamObserver(m), kind, result)
+        return _wrap(m, StreamObserver(m, result), kind, result)
     m.finish()
     return result
 
@@ -66,6 +66,7 @@ def _wrap(m: CallMeasurement, observer: StreamObserver, kind: ResultKind, result
 def _wrap_entered(observer: StreamObserver, stream: Any) -> Any:
     """The stream a manager's ``__enter__`` produced, behind a proxy sharing the manager's observer."""
     with guarded("stream_managers.wrap_entered"):
+        observer.source = stream
         kind = result_kind(stream)
         if kind in (ResultKind.SYNC_MANAGED, ResultKind.SYNC_STREAM):
             return (SyncManagedStreamProxy if kind is ResultKind.SYNC_MANAGED else SyncStreamProxy)(
@@ -95,14 +96,8 @@ class SyncManagerProxy(wrapt.ObjectProxy[Any]):
         # From here on the stream proxy (or __exit__) ends the call, not this proxy's __del__.
         self._self_observer = None
         self._self_entered = observer
-        token = observer.activate()
-        try:
+        with observer:
             stream = self.__wrapped__.__enter__()
-        except BaseException as exc:
-            observer.deactivate(token)
-            observer.failed(exc)
-            raise
-        observer.deactivate(token)
         return _wrap_entered(observer, stream)
 
     def __exit__(self, *exc_info: Any) -> Any:
@@ -129,14 +124,8 @@ class AsyncManagerProxy(wrapt.ObjectProxy[Any]):
             return await self.__wrapped__.__aenter__()
         self._self_observer = None
         self._self_entered = observer
-        token = observer.activate()
-        try:
+        with observer:
             stream = await self.__wrapped__.__aenter__()
-        except BaseException as exc:
-            observer.deactivate(token)
-            observer.failed(exc)
-            raise
-        observer.deactivate(token)
         return _wrap_entered(observer, stream)
 
     async def __aexit__(self, *exc_info: Any) -> Any:
@@ -199,14 +188,8 @@ class AwaitableProxy(wrapt.ObjectProxy[Any]):
 
 
 def _await(awaitable: Any, m: CallMeasurement) -> Generator[Any, Any, Any]:
-    token = None if m.done else m.activate()
-    try:
+    with DecoratedCallStep(m):
         result = yield from awaitable.__await__()
-    except BaseException as exc:
-        m.deactivate(token)
-        finish_exception(m, exc)
-        raise
-    m.deactivate(token)
     if m.done:
         return result
     return observe_result(m, result)

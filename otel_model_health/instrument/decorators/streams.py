@@ -23,6 +23,7 @@ from typing import Any, Final
 import wrapt
 
 from ..._internal import guarded, report_internal_error
+from ..call_step import CallStep
 from ..measurement import CallMeasurement
 from ..responses import ResponseInfo, read_response, read_stream_event
 from .call_results import finish_cancelled, finish_complete, finish_exception
@@ -32,21 +33,27 @@ from .call_results import finish_cancelled, finish_complete, finish_exception
 _SNAPSHOT_ATTRIBUTES: Final = ("current_message_snapshot", "current_completion_snapshot")
 
 
-class StreamObserver:
-    """The state of one streamed call, shared by the proxies that observe it."""
+class StreamObserver(CallStep):
+    """The state of one streamed call, shared by the proxies that observe it.
 
-    __slots__ = ("_first", "info", "m")
+    ``with observer:`` is one step of the stream (a ``__next__``, an ``__enter__``, a ``get_final_*``);
+    ``StopIteration``/``StopAsyncIteration`` leaving it ends the call as exhausted, read from ``source``.
+    """
 
-    def __init__(self, m: CallMeasurement) -> None:
-        self.m = m
+    __slots__ = ("_first", "info", "source")
+    m: CallMeasurement
+
+    def __init__(self, m: CallMeasurement, source: object = None) -> None:
+        super().__init__(m)
         self.info = ResponseInfo()
+        self.source = source  # the stream whose SDK snapshot is read when it is exhausted
         self._first = True
 
-    def activate(self) -> object | None:
-        return None if self.m.done else self.m.activate()
-
-    def deactivate(self, token: object | None) -> None:
-        self.m.deactivate(token)
+    def raised(self, m: CallMeasurement, exc_type: type[BaseException] | None, exc: BaseException) -> None:
+        if exc_type is StopIteration or exc_type is StopAsyncIteration:
+            self.exhausted(self.source)
+        else:
+            self.failed(exc)
 
     def chunk(self) -> None:
         if self._first:
@@ -68,6 +75,11 @@ class StreamObserver:
         if source is not None:
             self.read_snapshot(source)
         finish_complete(self.m, self.info)
+
+    def final_result(self, result: object, source: object, proxy: object) -> object:
+        """What a proxy's ``get_final_*`` returns: the result, or the proxy where it was the stream."""
+        self.final(result, source)
+        return proxy if result is source else result
 
     def final(self, result: object, source: object) -> None:
         """A ``get_final_*`` / ``until_done`` returned: the SDK consumed the whole stream."""
@@ -142,18 +154,8 @@ class SyncStreamProxy(wrapt.ObjectProxy[Any]):
 
     def __next__(self) -> Any:
         observer: StreamObserver = self._self_observer
-        token = observer.activate()
-        try:
+        with observer:
             item = self.__wrapped__.__next__()
-        except StopIteration:
-            observer.deactivate(token)
-            observer.exhausted(self.__wrapped__)
-            raise
-        except BaseException as exc:
-            observer.deactivate(token)
-            observer.failed(exc)
-            raise
-        observer.deactivate(token)
         observer.item(item)
         return item
 
@@ -182,17 +184,9 @@ class SyncManagedStreamProxy(SyncStreamProxy):
 
     def _self_final(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         method = getattr(self.__wrapped__, name)
-        observer: StreamObserver = self._self_observer
-        token = observer.activate()
-        try:
+        with self._self_observer:
             result = method(*args, **kwargs)
-        except BaseException as exc:
-            observer.deactivate(token)
-            observer.failed(exc)
-            raise
-        observer.deactivate(token)
-        observer.final(result, self.__wrapped__)
-        return self if result is self.__wrapped__ else result
+        return self._self_observer.final_result(result, self.__wrapped__, self)
 
     @_IfWrappedHas
     def until_done(self, *args: Any, **kwargs: Any) -> Any:
@@ -216,22 +210,9 @@ class SyncManagedStreamProxy(SyncStreamProxy):
 
     @property
     def text_stream(self) -> Iterator[Any]:
-        return _observe_text(self.__wrapped__.text_stream, self._self_observer, self.__wrapped__)
-
-
-def _observe_text(inner: Iterator[Any], observer: StreamObserver, source: object) -> Iterator[Any]:
-    # The SDK's text_stream reads the real stream, not the proxy: observe it here.
-    try:
-        for text in inner:
-            observer.chunk()
-            yield text
-    except GeneratorExit:
-        observer.closed()
-        raise
-    except BaseException as exc:
-        observer.failed(exc)
-        raise
-    observer.exhausted(source)
+        # The SDK's text_stream reads the real stream, not this proxy: observe it as a stream of its own
+        # (the observer's source stays the SDK stream, whose snapshot says how the call ended).
+        return SyncStreamProxy(self.__wrapped__.text_stream, self._self_observer)
 
 
 class AsyncStreamProxy(wrapt.ObjectProxy[Any]):
@@ -249,18 +230,8 @@ class AsyncStreamProxy(wrapt.ObjectProxy[Any]):
 
     async def __anext__(self) -> Any:
         observer: StreamObserver = self._self_observer
-        token = observer.activate()
-        try:
+        with observer:
             item = await self.__wrapped__.__anext__()
-        except StopAsyncIteration:
-            observer.deactivate(token)
-            observer.exhausted(self.__wrapped__)
-            raise
-        except BaseException as exc:
-            observer.deactivate(token)
-            observer.failed(exc)
-            raise
-        observer.deactivate(token)
         observer.item(item)
         return item
 
@@ -309,17 +280,9 @@ class AsyncManagedStreamProxy(AsyncStreamProxy):
 
     async def _self_final(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         method = getattr(self.__wrapped__, name)
-        observer: StreamObserver = self._self_observer
-        token = observer.activate()
-        try:
+        with self._self_observer:
             result = await method(*args, **kwargs)
-        except BaseException as exc:
-            observer.deactivate(token)
-            observer.failed(exc)
-            raise
-        observer.deactivate(token)
-        observer.final(result, self.__wrapped__)
-        return self if result is self.__wrapped__ else result
+        return self._self_observer.final_result(result, self.__wrapped__, self)
 
     @_IfWrappedHas
     async def until_done(self, *args: Any, **kwargs: Any) -> Any:
@@ -343,20 +306,4 @@ class AsyncManagedStreamProxy(AsyncStreamProxy):
 
     @property
     def text_stream(self) -> AsyncIterator[Any]:
-        return _observe_text_async(self.__wrapped__.text_stream, self._self_observer, self.__wrapped__)
-
-
-async def _observe_text_async(
-    inner: AsyncIterator[Any], observer: StreamObserver, source: object
-) -> AsyncIterator[Any]:
-    try:
-        async for text in inner:
-            observer.chunk()
-            yield text
-    except GeneratorExit:
-        observer.closed()
-        raise
-    except BaseException as exc:
-        observer.failed(exc)
-        raise
-    observer.exhausted(source)
+        return AsyncStreamProxy(self.__wrapped__.text_stream, self._self_observer)

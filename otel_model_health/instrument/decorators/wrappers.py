@@ -25,7 +25,7 @@ from ... import semconv
 from ...health.types import HealthRecorder
 from .call_args import unwrap_descriptor
 from .call_plan import AttributesHook, CallPlan, KeyPart
-from .call_results import finish_exception
+from .call_results import DecoratedCallStep
 from .generators import drive_async_generator, drive_generator
 from .stream_managers import observe_result
 
@@ -42,17 +42,9 @@ def _sync_wrapper(plan: CallPlan) -> Wrapper:
 
     def monitored_call(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         m = start(instance, args, kwargs)
-        if m is None:
-            return wrapped(*args, **kwargs)
-        token = m.activate()
-        try:
+        with DecoratedCallStep(m):
             result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            m.deactivate(token)
-            finish_exception(m, exc)
-            raise
-        m.deactivate(token)
-        return observe_result(m, result)
+        return result if m is None else observe_result(m, result)
 
     return monitored_call
 
@@ -64,19 +56,11 @@ def _async_wrapper(plan: CallPlan) -> Wrapper:
         wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         m = start(instance, args, kwargs)
-        if m is None:
-            return await wrapped(*args, **kwargs)
         # The span stays current across the awaits: they suspend this task only, never the caller's
         # code, and the token is detached in the same context it was attached in.
-        token = m.activate()
-        try:
+        with DecoratedCallStep(m):
             result = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            m.deactivate(token)
-            finish_exception(m, exc)
-            raise
-        m.deactivate(token)
-        return observe_result(m, result)
+        return result if m is None else observe_result(m, result)
 
     return monitored_call
 

@@ -70,13 +70,23 @@ def async_stream_class(module: ModuleType) -> type[Any]:
     return cls
 
 
-def _make_sync_stream(base: type[Any]) -> type[Any]:
-    class ObservedSyncStream(base):  # type: ignore[misc]
-        """Passes every chunk through as it arrives (never buffers) and tells the observer about it."""
+class _ObservedStream:
+    """What the sync and async stream classes share: the inner stream and the observer."""
 
-        def __init__(self, stream: Any, observer: CallObserver) -> None:
-            self._stream = stream
-            self._observer = observer
+    def __init__(self, stream: Any, observer: CallObserver) -> None:
+        self._stream = stream
+        self._observer = observer
+
+    def __del__(self) -> None:
+        # An abandoned, never-closed response still ends its span, once (observer is idempotent).
+        observer = getattr(self, "_observer", None)
+        if observer is not None:
+            observer.closed()
+
+
+def _make_sync_stream(base: type[Any]) -> type[Any]:
+    class ObservedSyncStream(_ObservedStream, base):  # type: ignore[misc]
+        """Passes every chunk through as it arrives (never buffers) and tells the observer about it."""
 
         def __iter__(self) -> Iterator[bytes]:
             observer = self._observer
@@ -102,22 +112,12 @@ def _make_sync_stream(base: type[Any]) -> type[Any]:
             finally:
                 self._observer.closed()
 
-        def __del__(self) -> None:
-            # An abandoned, never-closed response still ends its span, once (observer is idempotent).
-            observer = getattr(self, "_observer", None)
-            if observer is not None:
-                observer.closed()
-
     ObservedSyncStream.__module__ = __name__
     return ObservedSyncStream
 
 
 def _make_async_stream(base: type[Any]) -> type[Any]:
-    class ObservedAsyncStream(base):  # type: ignore[misc]
-        def __init__(self, stream: Any, observer: CallObserver) -> None:
-            self._stream = stream
-            self._observer = observer
-
+    class ObservedAsyncStream(_ObservedStream, base):  # type: ignore[misc]
         async def __aiter__(self) -> AsyncIterator[bytes]:
             observer = self._observer
             inner = self._stream.__aiter__()
@@ -139,11 +139,6 @@ def _make_async_stream(base: type[Any]) -> type[Any]:
                 await self._stream.aclose()
             finally:
                 self._observer.closed()
-
-        def __del__(self) -> None:
-            observer = getattr(self, "_observer", None)
-            if observer is not None:
-                observer.closed()
 
     ObservedAsyncStream.__module__ = __name__
     return ObservedAsyncStream

@@ -24,6 +24,7 @@ from ...health.types import HealthRecorder
 from ...hosts import HostResolver, Route, route_key
 from ...keys import ModelKey
 from ...outcomes import MAX_RETRY_AFTER_S, parse_retry_after
+from ..call_step import CallStep
 from ..instruments import InstrumentsRef
 from ..measurement import start_call
 from . import httpx_support
@@ -80,8 +81,12 @@ class _Core:
         self._keys[cache_key] = key
         return key
 
-    def start(self, request: Any, endpoint: Endpoint) -> CallObserver | None:
-        """Begin measuring one attempt; None when suppressed or when our code failed."""
+    def start(self, request: Any) -> CallObserver | None:
+        """Begin measuring one attempt; None for a request that is no model call (the only work done
+        for every request), when suppressed, or when our code failed."""
+        endpoint = match_endpoint(request.method, request.url.path)
+        if endpoint is None:
+            return None
         sweep_idle_streams()
         try:  # not guarded(): the block's locals are used after it
             url = request.url
@@ -168,18 +173,19 @@ def _retry_after(headers: Any) -> float | None:
     return parse_retry_after(value)
 
 
-_sync_classes: dict[str, type[Any]] = {}
-_async_classes: dict[str, type[Any]] = {}
+# A transport class made for one httpx module: a subclass of ours and of that module's base transport
+# (so the client's isinstance checks pass), made once per (class, module).
+_specialised: dict[tuple[type[Any], str], type[Any]] = {}
 
 
-def _specialise(base: type[Any], cache: dict[str, type[Any]], name: str, attr: str) -> type[Any]:
-    cls = cache.get(name)
+def _specialise(base: type[Any], name: str) -> type[Any]:
+    cls = _specialised.get((base, name))
     if cls is None:
         module = httpx_support.load(name)
-        cls = type(base.__name__, (base, getattr(module, attr)), {"_mh_module_name": name})
+        cls = type(base.__name__, (base, getattr(module, base._mh_base_transport)), {"_mh_module_name": name})
         cls.__module__ = base.__module__
         cls.__qualname__ = base.__qualname__
-        cache[name] = cls
+        _specialised[base, name] = cls
     return cls
 
 
@@ -196,7 +202,14 @@ def _module_for(transport: object, module: str | None) -> str:
 class TransportBase:
     """What the sync and async transports share; ``isinstance`` of it finds our wrappers."""
 
-    _mh_module_name: ClassVar[str]
+    _mh_module_name: ClassVar[str]  # set on the specialised classes only
+    _mh_base_transport: ClassVar[str]  # the httpx module's base class the transport must also be
+
+    def __new__(cls, transport: Any = None, *, module: str | None = None, **_options: Any) -> Any:
+        specialised = cls
+        if "_mh_module_name" not in cls.__dict__:
+            specialised = _specialise(cls, _module_for(transport, module))
+        return object.__new__(specialised)
 
     def __init__(
         self,
@@ -244,33 +257,18 @@ class ModelHealthTransport(TransportBase):
     global ones), ``provider`` / ``gateway`` (override the host table for every call), ``hosts`` (extra
     host table entries), ``capture_content`` (default: the GenAI env variable)."""
 
-    def __new__(cls, transport: Any = None, *, module: str | None = None, **_options: Any) -> Any:
-        target = cls
-        if cls is ModelHealthTransport:
-            target = _specialise(cls, _sync_classes, _module_for(transport, module), "BaseTransport")
-        return object.__new__(target)
+    _mh_base_transport = "BaseTransport"
 
     def _default_inner(self) -> Any:
         return self._mh_module.HTTPTransport()
 
     def handle_request(self, request: Any) -> Any:
-        endpoint = match_endpoint(request.method, request.url.path)
-        if endpoint is None:
-            return self._transport.handle_request(request)
-        core = self._mh_core
-        observer = core.start(request, endpoint)
+        observer = self._mh_core.start(request)
         if observer is None:
             return self._transport.handle_request(request)
-        m = observer.m
-        token = m.activate()
-        try:
+        with CallStep(observer.m):
             response = self._transport.handle_request(request)
-        except BaseException as exc:
-            m.deactivate(token)
-            m.finish(exception=exc)
-            raise
-        m.deactivate(token)
-        return core.attach(observer, response, httpx_support.sync_stream_class(self._mh_module))
+        return self._mh_core.attach(observer, response, httpx_support.sync_stream_class(self._mh_module))
 
     def close(self) -> None:
         self._transport.close()
@@ -291,33 +289,18 @@ class ModelHealthTransport(TransportBase):
 class AsyncModelHealthTransport(TransportBase):
     """The async twin of ``ModelHealthTransport`` for ``httpx.AsyncClient`` / ``httpx2.AsyncClient``."""
 
-    def __new__(cls, transport: Any = None, *, module: str | None = None, **_options: Any) -> Any:
-        target = cls
-        if cls is AsyncModelHealthTransport:
-            target = _specialise(cls, _async_classes, _module_for(transport, module), "AsyncBaseTransport")
-        return object.__new__(target)
+    _mh_base_transport = "AsyncBaseTransport"
 
     def _default_inner(self) -> Any:
         return self._mh_module.AsyncHTTPTransport()
 
     async def handle_async_request(self, request: Any) -> Any:
-        endpoint = match_endpoint(request.method, request.url.path)
-        if endpoint is None:
-            return await self._transport.handle_async_request(request)
-        core = self._mh_core
-        observer = core.start(request, endpoint)
+        observer = self._mh_core.start(request)
         if observer is None:
             return await self._transport.handle_async_request(request)
-        m = observer.m
-        token = m.activate()
-        try:
+        with CallStep(observer.m):
             response = await self._transport.handle_async_request(request)
-        except BaseException as exc:
-            m.deactivate(token)
-            m.finish(exception=exc)
-            raise
-        m.deactivate(token)
-        return core.attach(observer, response, httpx_support.async_stream_class(self._mh_module))
+        return self._mh_core.attach(observer, response, httpx_support.async_stream_class(self._mh_module))
 
     async def aclose(self) -> None:
         await self._transport.aclose()
