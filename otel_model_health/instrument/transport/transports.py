@@ -30,7 +30,7 @@ from ..measurement import start_call
 from . import httpx_support
 from .capture import ContentCapture, from_body
 from .observer import CallObserver, sweep_idle_streams
-from .requests import Endpoint, match_endpoint, model_and_stream, sdk_provider
+from .requests import match_endpoint, model_and_stream, sdk_provider
 
 RETRY_COUNT_HEADER: Final = "x-stainless-retry-count"
 _MAX_KEYS: Final = 1024
