@@ -21,17 +21,13 @@ import openai
 def main() -> None:
     client = openai.OpenAI(max_retries=1)  # base URL and key from OPENAI_BASE_URL / OPENAI_API_KEY
     model = os.environ.get("OPENAI_MODEL", "gpt-4o-mini")
-    completion = client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": "Say hello in five words."}]
-    )
-    print("answer:", completion.choices[0].message.content)
-    stream = client.chat.completions.create(
-        model=model,
-        messages=[{"role": "user", "content": "Count to five."}],
-        stream=True,
-        stream_options={"include_usage": True},
-    )
-    print("streamed:", "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices))
+    question = [{"role": "user", "content": "Name three colours."}]
+    answer = client.chat.completions.create(model=model, messages=question)  # type: ignore[arg-type]
+    text = answer.choices[0].message.content or ""
+    print("answer:", text)
+    vectors = client.embeddings.create(model="text-embedding-3-small", input=text.split())
+    print("embedded:", len(vectors.data), "words")
+    print("models listed:", len(client.models.list().data))  # not a model call: passes through unmeasured
 
 
 if __name__ == "__main__":

@@ -1,18 +1,4 @@
-"""The oteltap receiver of tests/configure for the zero-code tests, as a fixture of this directory (a
-fixture imported from another test directory's module is not registered when both directories run)."""
+"""The oteltap receiver of tests/configure, as a fixture of this directory: imported by a conftest, it is
+registered even when tests/configure runs in the same session (imported by a test module, it is not)."""
 
-from __future__ import annotations
-
-from collections.abc import Iterator
-
-import pytest
-from configure.otlp_receivers import OtelTap
-
-
-@pytest.fixture(scope="module")
-def oteltap() -> Iterator[OtelTap]:
-    tap = OtelTap().start()
-    try:
-        yield tap
-    finally:
-        tap.stop()
+from configure.otlp_receivers import oteltap_fixture  # noqa: F401

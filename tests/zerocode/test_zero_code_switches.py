@@ -47,9 +47,11 @@ def test_the_example_is_measured_without_code(tmp_path: Path) -> None:
         result = run([str(REPO / "examples" / "zero_code_app.py")], env)
     assert result.returncode == 0, result.stderr
     assert "answer: The simulated provider" in result.stdout
+    assert "models listed:" in result.stdout
     ours = _ours(_console_spans(result.stdout))
-    assert [s["attributes"]["gen_ai.request.stream"] for s in ours] == [False, True]
+    assert [s["attributes"]["gen_ai.operation.name"] for s in ours] == ["chat", "embeddings"]
     assert {s["attributes"]["gen_ai.provider.name"] for s in ours} == {"openai"}
+    assert all(s["attributes"]["model_health.outcome"] == "success" for s in ours)
 
 
 DOUBLE = """
