@@ -94,6 +94,7 @@ def test_unmodified_app_under_opentelemetry_instrument(oteltap: OtelTap, tmp_pat
             assert attrs["gen_ai.provider.name"] == provider_name, (model, attrs)
             assert attrs["gen_ai.usage.input_tokens"] > 0 and attrs["gen_ai.usage.output_tokens"] > 0, attrs
             assert attrs["model_health.outcome"] == "success"
+            assert "gen_ai.input.messages" not in attrs  # content capture is off by default
             # opentelemetry-instrumentation-httpx's HTTP span nests under ours: one per attempt.
             http = [c for c in children.get(span.span_id, []) if "model_health.outcome" not in attributes(c)]
             assert len(http) == 1 and http[0].trace_id == span.trace_id, (model, [c.name for c in http])
@@ -101,6 +102,9 @@ def test_unmodified_app_under_opentelemetry_instrument(oteltap: OtelTap, tmp_pat
     parents = [by_id.get(span.parent_span_id) for span in ours["gpt-4o-mini"]]
     assert all(p is not None and "model_health.outcome" not in attributes(p) for p in parents), parents
     assert {attributes(p).get("gen_ai.operation.name") for p in parents} == {"chat"}  # type: ignore[arg-type]
+    # It names the provider by gen_ai.provider.name or (v1.30) gen_ai.system; the processor reads both.
+    named = {attributes(p).get("gen_ai.provider.name") or attributes(p).get("gen_ai.system") for p in parents}  # type: ignore[union-attr]
+    assert named == {"openai"}
     # GenAI and model_health.* metrics for every provider.
 
     def metrics_seen(tap: OtelTap) -> bool:

@@ -42,7 +42,12 @@ def test_the_example_is_measured_without_code(tmp_path: Path) -> None:
     with SimulatedProvider() as provider:
         env = instrumented_env(
             tmp_path,
-            {**CONSOLE, "OPENAI_BASE_URL": provider.openai_base_url, "OPENAI_API_KEY": "sk-test"},
+            {
+                **CONSOLE,
+                "OPENAI_BASE_URL": provider.openai_base_url,
+                "OPENAI_API_KEY": "sk-test",
+                "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT": "span_only",
+            },
         )
         result = run([str(REPO / "examples" / "zero_code_app.py")], env)
     assert result.returncode == 0, result.stderr
@@ -52,6 +57,8 @@ def test_the_example_is_measured_without_code(tmp_path: Path) -> None:
     assert [s["attributes"]["gen_ai.operation.name"] for s in ours] == ["chat", "embeddings"]
     assert {s["attributes"]["gen_ai.provider.name"] for s in ours} == {"openai"}
     assert all(s["attributes"]["model_health.outcome"] == "success" for s in ours)
+    # SPAN_ONLY (any case) puts the content on our span; the default run of test_zero_code has none.
+    assert "Name three colours." in ours[0]["attributes"]["gen_ai.input.messages"]
 
 
 DOUBLE = """
@@ -69,7 +76,11 @@ print("CALLS", state.calls_in_window, state.failures_in_window)
 def test_explicit_instrument_client_under_the_instrumentor_is_one_span_per_attempt(tmp_path: Path) -> None:
     with SimulatedProvider() as provider:
         provider.script("gpt-4o", Fault.status(503), times=1)  # one retry: two attempts
-        env = instrumented_env(tmp_path, CONSOLE)
+        # Under the latest conventions the official OpenAI instrumentation's span names gen_ai.provider.name;
+        # its span encloses both attempts and is not counted again.
+        env = instrumented_env(
+            tmp_path, {**CONSOLE, "OTEL_SEMCONV_STABILITY_OPT_IN": "gen_ai_latest_experimental"}
+        )
         result = run(["-c", DOUBLE.format(base=provider.openai_base_url)], env)
         attempts = len(provider.requests_for("gpt-4o"))
     assert result.returncode == 0, result.stderr
@@ -78,6 +89,12 @@ def test_explicit_instrument_client_under_the_instrumentor_is_one_span_per_attem
     ours = _ours(_console_spans(result.stdout))
     assert [s["attributes"]["model_health.outcome"] for s in ours] == ["failure", "success"]
     assert {s["attributes"]["model_health.gateway"] for s in ours} == {"explicit"}
+    spans = _console_spans(result.stdout)
+    parent_ids = {s["parent_id"] for s in ours}
+    parents = [s for s in spans if s["context"]["span_id"] in parent_ids]
+    assert len(parent_ids) == 1 and len(parents) == 1, parent_ids
+    assert parents[0]["attributes"]["gen_ai.provider.name"] == "openai"
+    assert "gen_ai.system" not in parents[0]["attributes"]
 
 
 PROBE = """
