@@ -37,7 +37,7 @@ def main() -> None:
     asyncio.run(async_call())
 
     claude = anthropic.Anthropic(base_url=BASE, api_key="sk-ant-test", max_retries=0)
-    claude.messages.create(model="claude-sonnet-4-5", max_tokens=64, messages=HELLO)  # type: ignore[arg-type]
+    claude.messages.create(model="claude-test", max_tokens=64, messages=HELLO)  # type: ignore[arg-type]
 
     gemini = genai.Client(api_key="test", http_options=types.HttpOptions(base_url=BASE))
     gemini.models.generate_content(model="gemini-2.5-flash", contents="Say hello.")

@@ -23,7 +23,7 @@ APP = str(Path(__file__).with_name("app_sdks.py"))
 # model → (gen_ai.provider.name, calls the app makes)
 EXPECTED = {
     "gpt-4o-mini": ("openai", 3),
-    "claude-sonnet-4-5": ("anthropic", 1),
+    "claude-test": ("anthropic", 1),
     "gemini-2.5-flash": ("gcp.gemini", 1),
     "mistral-small-latest": ("mistral_ai", 1),
     "llama-3.3-70b-versatile": ("groq", 1),
