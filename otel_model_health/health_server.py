@@ -45,7 +45,10 @@ class _Handler(BaseHTTPRequestHandler):
     do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_GET
 
     def _serve(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
+        try:
+            length = int(self.headers.get("content-length") or 0)
+        except ValueError:
+            length = 0
         body = self.rfile.read(length) if 0 < length <= _MAX_BODY else b""
         split = urlsplit(self.path)
         host, port = self.server.server_address[:2]

@@ -159,3 +159,16 @@ def test_health_server_serves_the_asgi_app() -> None:
     finally:
         server.stop()
     server.stop()  # idempotent
+
+
+def test_instrument_from_code_raises_on_a_bad_value_and_changes_nothing(
+    telemetry: Telemetry[ListRecorder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MODEL_HEALTH_BREAKER", "minimum_calls=lots")
+    instrumentor = ModelHealthInstrumentor()
+    with pytest.raises(ConfigurationError, match="MODEL_HEALTH_BREAKER"):
+        instrumentor.instrument(
+            tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+        )
+    assert not instrumentor.is_instrumented_by_opentelemetry
+    assert not autowrap.is_patched(httpx2.Client) and omh.current() is None

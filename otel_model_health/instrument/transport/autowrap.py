@@ -43,7 +43,8 @@ def _after_init(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict
         return  # unpatched while a wrapper above ours kept this function in the chain
     with guarded("autowrap.client"):
         wrap_client(instance, _options, auto=True)
-        _clients.add(instance)
+        with _lock:  # a WeakSet is not safe to add to while unpatch() copies it
+            _clients.add(instance)
 
 
 def _is_ours(cls: type[Any]) -> bool:
