@@ -78,7 +78,8 @@ def configure(**keywords: Any) -> ModelHealth:
                     ", ".join(differing),
                 )
             return current
-        handle = _build(read_settings(options), options)
+        app_exports = options.tracer_provider is not None or not _is_unset(trace.get_tracer_provider())
+        handle = _build(read_settings(options, app_exports=app_exports), options)
         _current = handle
         return handle
 
