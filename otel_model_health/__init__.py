@@ -21,6 +21,9 @@ from .settings import ConfigurationError
 
 if TYPE_CHECKING:
     from .asgi import health_asgi_app
+    from .enforcement import ModelUnavailableError
+    from .fallback import NoModelAvailableError, acall_with_fallback, call_with_fallback
+    from .health.admission import Choice, Refusal
     from .health.processor import ModelHealthSpanProcessor
     from .health.registry import HealthRegistry
     from .health.types import BreakerConfig, BreakerState, HealthStatus, HealthTransition, ModelHealthState
@@ -56,12 +59,19 @@ _LAZY: Final[dict[str, str]] = {
     "SentryBridge": ".sentry.bridge",
     "HealthMonitor": ".probes",
     "health_asgi_app": ".asgi",
+    "ModelUnavailableError": ".enforcement",
+    "NoModelAvailableError": ".fallback",
+    "call_with_fallback": ".fallback",
+    "acall_with_fallback": ".fallback",
+    "Choice": ".health.admission",
+    "Refusal": ".health.admission",
 }
 
 __all__ = [
     "AsyncModelHealthTransport",
     "BreakerConfig",
     "BreakerState",
+    "Choice",
     "ConfigurationError",
     "HealthMonitor",
     "HealthRegistry",
@@ -72,9 +82,14 @@ __all__ = [
     "ModelHealthState",
     "ModelHealthTransport",
     "ModelKey",
+    "ModelUnavailableError",
+    "NoModelAvailableError",
     "Outcome",
+    "Refusal",
     "SentryBridge",
     "__version__",
+    "acall_with_fallback",
+    "call_with_fallback",
     "configure",
     "current",
     "health_asgi_app",

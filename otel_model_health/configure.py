@@ -139,7 +139,11 @@ def _build(settings: Settings, options: Options) -> ModelHealth:
 
     bridge, sentry_client = _start_sentry(sentry_plan, settings, registry, tp, mp)
     defaults.set_defaults(
-        registry=registry, tracer_provider=tp, meter_provider=mp, capture_content=settings.capture_content
+        registry=registry,
+        tracer_provider=tp,
+        meter_provider=mp,
+        capture_content=settings.capture_content,
+        enforce=settings.enforce,
     )
     call_classifier = options.call_classifier
     if call_classifier is not None:

@@ -23,6 +23,7 @@ _registry: HealthRegistry | None = None
 _tracer_provider: trace.TracerProvider | None = None
 _meter_provider: metrics.MeterProvider | None = None
 _capture_content: bool | None = None
+_enforce: bool | None = None
 generation = 0
 
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
@@ -35,13 +36,15 @@ def set_defaults(
     tracer_provider: trace.TracerProvider | None,
     meter_provider: metrics.MeterProvider | None,
     capture_content: bool | None = None,
+    enforce: bool | None = None,
 ) -> None:
-    global _registry, _tracer_provider, _meter_provider, _capture_content, generation
+    global _registry, _tracer_provider, _meter_provider, _capture_content, _enforce, generation
     with _lock:
         _registry = registry
         _tracer_provider = tracer_provider
         _meter_provider = meter_provider
         _capture_content = capture_content
+        _enforce = enforce
         generation += 1
 
 
@@ -67,22 +70,42 @@ def default_meter_provider() -> metrics.MeterProvider:
     return _meter_provider if _meter_provider is not None else metrics.get_meter_provider()
 
 
-_env_capture: tuple[int, bool] | None = None  # (generation, value): the variable read once per generation
+class _EnvFlag:
+    """A yes/no environment variable, read on first use and again after each ``configure()`` (a new
+    ``generation``), not on every call."""
+
+    __slots__ = ("_cached", "_on", "variable")
+
+    def __init__(self, variable: str, on: frozenset[str]) -> None:
+        self.variable = variable
+        self._on = on
+        self._cached: tuple[int, bool] | None = None  # (generation, value)
+
+    def get(self) -> bool:
+        cached = self._cached
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        value = os.environ.get(self.variable, "").strip().lower() in self._on
+        self._cached = (generation, value)
+        return value
+
+
+_env_capture = _EnvFlag(CAPTURE_CONTENT_ENV, _CAPTURE_ON)
 
 
 def capture_content_enabled() -> bool:
-    """Prompt/completion capture: off unless configure() or the GenAI env variable opts in.
+    """Prompt/completion capture: off unless configure() or the GenAI env variable opts in."""
+    return _capture_content if _capture_content is not None else _env_capture.get()
 
-    The variable is read on first use and again after each ``configure()``, not on every call."""
-    global _env_capture
-    if _capture_content is not None:
-        return _capture_content
-    cached = _env_capture
-    if cached is not None and cached[0] == generation:
-        return cached[1]
-    value = os.environ.get(CAPTURE_CONTENT_ENV, "").strip().lower() in _CAPTURE_ON
-    _env_capture = (generation, value)
-    return value
+
+ENFORCE_ENV = "MODEL_HEALTH_ENFORCE"
+_env_enforce = _EnvFlag(ENFORCE_ENV, frozenset({"true", "1", "yes", "on"}))
+
+
+def enforce_enabled() -> bool:
+    """Enforcement (docs/enforcement.md) where an instrumentation was given no ``enforce``: configure()'s
+    option, else ``MODEL_HEALTH_ENFORCE``."""
+    return _enforce if _enforce is not None else _env_enforce.get()
 
 
 _call_classifier: CallClassifier | None = None

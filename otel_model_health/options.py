@@ -212,6 +212,16 @@ class Options:
         check=v.check_host,
         parse=v.parse_host,
     )
+    enforce: bool | None = _option(
+        "Health",
+        "Refuse calls to a model whose breaker is OPEN, whose HALF_OPEN trial slots are taken, or that is "
+        "rate-limited, before any network I/O; the default of the transports and decorators given no "
+        "`enforce`. The variable accepts `true/false/1/0/yes/no/on/off`. See docs/enforcement.md.",
+        default="`false`: passive",
+        env="MODEL_HEALTH_ENFORCE",
+        check=v.check_bool,
+        parse=v.lenient_bool,
+    )
     call_classifier: CallClassifier | None = _option(
         "Health",
         "Replaces how our instrumentation turns a call's result into an outcome.",

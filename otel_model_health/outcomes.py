@@ -25,6 +25,9 @@ class Outcome(enum.StrEnum):
     # The caller's mistakes, not the model's health: counted and visible, never in a window or an incident.
     UNKNOWN_MODEL = "unknown_model"  # 404 for a model never seen to succeed (a typo, a made-up name)
     AUTH_ERROR = "auth_error"  # 401/402/403, per-account quota: the credential, not the model
+    # Refused by enforcement before any I/O (docs/enforcement.md): the call was never made, so it says
+    # nothing about the model and never enters a window.
+    REJECTED = "rejected"
 
 
 class StreamEnd(enum.StrEnum):
@@ -51,6 +54,7 @@ AUTH_ERROR: Final = "auth_error"
 MALFORMED_RESPONSE: Final = "malformed_response"  # a 2xx body or stream event that is not JSON
 CANCELLED: Final = "cancelled"
 STREAM_ERROR: Final = "stream_error"  # an `error` event whose type the provider did not name
+MODEL_UNAVAILABLE: Final = "model_unavailable"  # refused by enforcement: breaker open, trials busy, 429
 
 SUCCESS: Final = Classification(Outcome.SUCCESS, None)
 
@@ -73,6 +77,9 @@ CREDENTIAL_ERROR_CODES: Final = frozenset(
     }
 )
 AUTH: Final = Classification(Outcome.AUTH_ERROR, AUTH_ERROR)
+REJECTED: Final = Classification(Outcome.REJECTED, MODEL_UNAVAILABLE)
+# The header of the transport's synthetic answer to a refused call (enforcement.py): the reason.
+REFUSED_HEADER: Final = "x-model-health-refused"
 
 # Exception class names (any class in the MRO) of the openai / anthropic SDKs, httpx(2) and the
 # standard library, mapped to an outcome. Looked up by name so no SDK needs importing.
@@ -99,6 +106,7 @@ _EXCEPTION_NAMES: Final[dict[str, Classification]] = {
     "GeneratorExit": Classification(Outcome.NEUTRAL, CANCELLED),
     "KeyboardInterrupt": Classification(Outcome.NEUTRAL, CANCELLED),
     "SystemExit": Classification(Outcome.NEUTRAL, CANCELLED),  # the process is stopping, like Ctrl-C
+    "ModelUnavailableError": REJECTED,  # refused by enforcement (a call inside this one)
 }
 
 # `error.type` values other instrumentations put on GenAI spans: SDK exception names (above) and
@@ -144,6 +152,15 @@ def classify_status(status_code: int) -> Classification:
     return Classification(Outcome.NEUTRAL, str(status_code))
 
 
+def _refused(exc: BaseException) -> bool:
+    """The SDK error raised from our transport's refusal (docs/enforcement.md): its response says so."""
+    headers = getattr(getattr(exc, "response", None), "headers", None)
+    try:
+        return headers is not None and headers.get(REFUSED_HEADER) is not None
+    except Exception:
+        return False
+
+
 def classify_exception(exc: BaseException) -> Classification:
     """Map an exception raised by a model call. SDK errors carrying ``status_code`` use the status (and
     their ``code``, for the account errors that come with a 429)."""
@@ -151,6 +168,8 @@ def classify_exception(exc: BaseException) -> Classification:
     if isinstance(status, int) and not isinstance(status, bool):
         if getattr(exc, "code", None) in CREDENTIAL_ERROR_CODES:
             return AUTH
+        if status == 503 and _refused(exc):
+            return REJECTED
         return classify_status(status)
     for cls in type(exc).__mro__:
         hit = _EXCEPTION_NAMES.get(cls.__name__)

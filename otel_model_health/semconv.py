@@ -123,6 +123,7 @@ MH_GATEWAY: Final = "model_health.gateway"
 MH_OUTCOME: Final = "model_health.outcome"
 MH_BREAKER_STATE: Final = "model_health.breaker.state"
 MH_TRANSITION: Final = "model_health.transition"
+MH_REJECTION_REASON: Final = "model_health.rejection.reason"  # breaker_open | trials_busy | rate_limited
 
 # model_health.operation values
 OPERATION_INFERENCE: Final = "inference"
@@ -135,6 +136,7 @@ METRIC_MH_BREAKER_TRANSITIONS: Final = "model_health.breaker.transitions"
 METRIC_MH_EVICTIONS: Final = "model_health.registry.evictions"
 METRIC_MH_INTERNAL_ERRORS: Final = "model_health.internal_errors"
 METRIC_MH_SENTRY_DROPPED: Final = "model_health.sentry.dropped"
+METRIC_MH_REJECTIONS: Final = "model_health.rejections"  # calls refused by enforcement (a counter)
 
 # The reverse link from a Sentry event to the causing trace.
 SPAN_INCIDENT: Final = "model_health.incident"

@@ -92,6 +92,7 @@ class Settings:
     capture_content: bool | None = None
     health_http_port: int | None = None  # None: no /health server
     health_http_host: str = DEFAULT_HEALTH_HTTP_HOST
+    enforce: bool | None = None
     critical_models: tuple[str, ...] = ()
     trace_url_template: str | None = None
     sentry: SentrySettings = field(default_factory=SentrySettings)

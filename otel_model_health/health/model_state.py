@@ -37,6 +37,7 @@ OUTCOMES: Final = (
     Outcome.NEUTRAL,
     Outcome.UNKNOWN_MODEL,
     Outcome.AUTH_ERROR,
+    Outcome.REJECTED,
 )
 OUTCOME_INDEX: Final[dict[Outcome, int]] = {o: i for i, o in enumerate(OUTCOMES)}
 # Module constants: an enum member read through its class (`Outcome.SUCCESS`) costs a lookup per record.
@@ -72,8 +73,9 @@ class Step(NamedTuple):
 
 Emit: TypeAlias = Callable[[Step], None]
 
-# Outcomes that are the caller's mistake, not the model's health: counted, never judged (docs/outcomes.md).
-_CALLERS_MISTAKES: Final = frozenset({Outcome.UNKNOWN_MODEL, Outcome.AUTH_ERROR})
+# Outcomes that are not the model's health: counted, never judged (docs/outcomes.md). The caller's
+# mistakes, and a refusal recorded by hand (the instrumentation never records its own refusals here).
+_CALLERS_MISTAKES: Final = frozenset({Outcome.UNKNOWN_MODEL, Outcome.AUTH_ERROR, Outcome.REJECTED})
 
 
 def callers_mistake(result: CallResult, state: ModelState | None) -> Outcome | None:

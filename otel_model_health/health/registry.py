@@ -1,6 +1,6 @@
 """HealthRegistry: the per-model state machines behind one lock, their transitions, and routing.
 
-(About 450 lines, most of them the public API's docstrings: reads, routing, manual control and the
+(About 500 lines, most of them the public API's docstrings: reads, routing, manual control and the
 keyword form of ``record``. The decisions are in ``model_state``, ``outages``; containers in ``store``.)
 
 The rules live in ``ModelState`` (one per key) and the containers in a ``HealthStore``; the registry
@@ -21,7 +21,7 @@ import random as _random
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, Final
 
@@ -31,6 +31,8 @@ from .. import semconv
 from .._internal import report_internal_error
 from ..keys import DIRECT_GATEWAY, ModelKey
 from ..outcomes import Outcome
+from . import admission
+from .admission import Choice, Refusal
 from .breaker import CLOSED, Permit, RandomSource
 from .dispatch import Dispatcher
 from .model_state import UNHEALTHY, ModelState, Step, callers_mistake
@@ -388,18 +390,55 @@ class HealthRegistry:
         ``half_open_trials`` slots per half-open period (see ``Permit``).
         """
         key = ModelKey(provider=provider, model=model, gateway=gateway)
-        with self._section():
+        decision = self.admit(key)
+        if decision is None:
             state = self._store.lookup(key)
-            if state is None:
-                return Permit(key, expires_at=None, period=0)
+            return Permit(key, expires_at=None, period=0 if state is None else state.breaker.period)
+        return decision if isinstance(decision, Permit) else None
+
+    def admit(self, key: ModelKey) -> Permit | Refusal | None:
+        """Enforcement's question: may a call to ``key`` go out now? None: yes (CLOSED, or a model never
+        seen); a ``Permit``: yes, as one of the HALF_OPEN trials; a ``Refusal``: no (docs/enforcement.md).
+        """
+        state = self._store.lookup(key)  # a dict read: atomic
+        if state is None:
+            return None
+        # The common case without the lock: CLOSED and not rate-limited has no clock-driven step that could
+        # refuse (a stale read lets one call through, which is what passive mode does with every call).
+        if state.breaker.state is CLOSED and self._clock() >= state.rate_limited_until:
+            return None
+        with self._section():
             now = self._clock()
             self._advance(state, now)
-            if not state.available(now):
-                return None
+            refused = admission.refusal(state, now)
+            if refused is not None:
+                return refused
             breaker = state.breaker
             if breaker.state is CLOSED:
-                return Permit(key, expires_at=None, period=breaker.period)
+                return None
             return breaker.hand_out_permit(key, now, self._release_permit)
+
+    def choose(self, candidates: Iterable[ModelKey]) -> Choice:
+        """The first of ``candidates`` (in order of preference) that may be called now: OPEN, rate-limited
+        and HALF_OPEN models whose trial slots are all taken are passed over. Takes no permit: an enforcing
+        call takes its own, so a slot taken in between refuses that call (fall back again, see
+        ``otel_model_health.fallback``). When none may be called, ``key`` is None and ``retry_after_s`` /
+        ``retry_at`` say when the soonest may be tried again."""
+        refusals: list[Refusal] = []
+        with self._section():
+            now = self._clock()
+            for key in candidates:
+                state = self._store.lookup(key)
+                if state is None:
+                    return Choice(key, tuple(refusals))
+                self._advance(state, now)
+                refused = admission.refusal(state, now)
+                if refused is None:
+                    return Choice(key, tuple(refusals))
+                refusals.append(refused)
+            passed = tuple(refusals)
+            wait = admission.soonest(passed)
+            return Choice(None, passed, wait, None if wait is None else self._wall(now + wait))
 
     def _release_permit(self, permit: Permit) -> None:
         with self._lock:

@@ -8,6 +8,7 @@ last".
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Final
 
 from opentelemetry import metrics, trace
@@ -28,11 +29,13 @@ class Instruments:
     """Tracer, GenAI histograms, recorder and classifier for one set of providers."""
 
     __slots__ = (
+        "admit",
         "classify",
         "duration",
         "metric_models",
         "metric_response_models",
         "recorder",
+        "rejections",
         "tokens",
         "tracer",
         "ttfc",
@@ -68,7 +71,14 @@ class Instruments:
             description="Time to receive the first chunk of a streamed response.",
             explicit_bucket_boundaries_advisory=list(semconv.DURATION_BUCKETS),
         )
+        self.rejections = meter.create_counter(
+            semconv.METRIC_MH_REJECTIONS,
+            unit="{call}",
+            description="Model calls refused by enforcement before any network I/O.",
+        )
         self.recorder = recorder
+        # Enforcement's question to the registry, looked up once; None for a recorder without it.
+        self.admit: Callable[[ModelKey], object] | None = getattr(recorder, "admit", None)
         self.classify = classify
         self.metric_models: set[ModelKey] = set()
         self.metric_response_models: set[str] = set()

@@ -24,7 +24,7 @@ import traceback
 from collections.abc import Mapping, Sequence
 from functools import partial
 from timeit import default_timer
-from typing import Final, TypedDict, Unpack
+from typing import TYPE_CHECKING, Final, TypedDict, Unpack
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -40,6 +40,9 @@ from ..outcomes import MODEL_NOT_FOUND, Classification, Outcome, StreamEnd, not_
 from ..redact import scrub
 from . import deferred, error_text
 from .instruments import Instruments
+
+if TYPE_CHECKING:
+    from ..health.breaker import Permit
 
 _ACTIVE_KEY: Final = otel_context.create_key("otel_model_health.active_call")
 # The Context key under which the API keeps the current span (made unique at import by create_key), read
@@ -97,6 +100,7 @@ class CallMeasurement:
         "key",
         "operation_name",
         "output_tokens",
+        "permit",
         "request_content",
         "resend_count",
         "response_id",
@@ -139,6 +143,7 @@ class CallMeasurement:
         # Set by the front-end: the request's content, read only if an error text has to be cleaned of it.
         self.request_content: error_text.ContentSource | None = None
         self.extra_metric_attributes: Mapping[str, AttributeValue] | None = None
+        self.permit: Permit | None = None  # a HALF_OPEN trial slot taken by enforcement for this call
 
         span_attributes: dict[str, AttributeValue] = {
             semconv.GEN_AI_OPERATION_NAME: operation_name,
@@ -187,6 +192,15 @@ class CallMeasurement:
     @property
     def done(self) -> bool:
         return self._done
+
+    @property
+    def parent(self) -> CallMeasurement | None:
+        """The enclosing measurement, if this call started inside one."""
+        return self._parent
+
+    @property
+    def instruments(self) -> Instruments:
+        return self._inst
 
     def first_chunk(self) -> None:
         if self._first_chunk_s is None:
@@ -265,6 +279,8 @@ class CallMeasurement:
             while parent is not None:
                 parent._counted_descendant = True
                 parent = parent._parent
+            if outcome is Outcome.REJECTED:
+                return  # never recorded and no GenAI metrics: the call was not made (enforcement.py)
             inst.recorder.record_result(self.key, result)
             # After the record: a key the registry now tracks gets its own metric series.
             self._record_metrics(latency_s, error_type)
@@ -340,6 +356,7 @@ class CallMeasurement:
         if (
             outcome is Outcome.FAILURE
             or outcome is Outcome.RATE_LIMITED
+            or outcome is Outcome.REJECTED
             or (outcome is Outcome.NEUTRAL and status_code is not None and status_code >= 400)
         ):
             span.set_status(Status(StatusCode.ERROR, result.error_message or error_type))

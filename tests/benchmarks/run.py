@@ -12,6 +12,7 @@ from typing import Final
 
 from .bench_bodies import bench_bodies
 from .bench_calls import bench_decorator, bench_health, bench_scale
+from .bench_enforcement import bench_enforcement
 from .bench_transport import bench_concurrency, bench_streams, bench_transport
 from .bench_zerocode import bench_zerocode
 from .harness import Providers, Results, Scale, ServerProcess, profile_summary
@@ -199,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--only",
         default="",
         help="comma-separated sections to run: transport,streams,decorator,health,scale,concurrency,bodies,"
-        "zerocode",
+        "zerocode,enforcement",
     )
     return parser
 
@@ -213,6 +214,7 @@ SECTIONS: Final = (
     "concurrency",
     "bodies",
     "zerocode",
+    "enforcement",
 )
 
 
@@ -245,8 +247,11 @@ def run(scale: Scale, only: Sequence[str]) -> Results:
             _progress("7. hostile and compressed bodies")
             results.extend(bench_bodies(scale, providers))
         if "zerocode" in only:
-            _progress("8. zero-code: a request that is not a model call")
+            _progress("9. zero-code: a request that is not a model call")
             results.extend(bench_zerocode(scale, providers))
+        if "enforcement" in only:
+            _progress("8. enforcement")
+            results.extend(bench_enforcement(scale, providers))
         _profile(results, scale)
     finally:
         providers.shutdown()

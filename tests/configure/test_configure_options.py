@@ -36,6 +36,7 @@ SAMPLES: dict[str, tuple[Any, str | None]] = {
     "capture_content": (True, None),
     "health_http_port": (8081, " 8081 "),
     "health_http_host": ("0.0.0.0", "0.0.0.0"),
+    "enforce": (True, "on"),
     "call_classifier": (lambda **_: (omh.Outcome.SUCCESS, None), None),
     "sentry_enabled": (True, "yes"),
     "sentry_dsn": ("https://k@o1.example/2", "https://k@o1.example/2"),

@@ -2,7 +2,8 @@
 how to find it in a call's arguments), the span's fixed attributes, the instruments.
 
 ``CallPlan.start`` is the per-call part: it builds the ``ModelKey`` (cached per model string) and
-starts the measurement. It never raises: any error, the user's callables' included, is reported and
+starts the measurement. It raises only ``ModelUnavailableError``, when enforcement refuses the call (the
+decorated function is then not called); any other error, the user's callables' included, is reported and
 the call runs unobserved or with ``unknown`` in the failing part.
 """
 
@@ -15,7 +16,7 @@ from typing import Any, Final, TypeAlias
 from opentelemetry import metrics, trace
 from opentelemetry.util.types import AttributeValue
 
-from ... import semconv
+from ... import enforcement, semconv
 from ..._internal import guarded, report_internal_error
 from ...health.types import HealthRecorder
 from ...keys import DIRECT_GATEWAY, MAX_MODEL_LENGTH, UNKNOWN, ModelKey
@@ -47,6 +48,7 @@ def provider_of_module(func: object) -> str:
 class CallPlan:
     __slots__ = (
         "_attributes",
+        "_enforce",
         "_fixed_parts",
         "_gateway",
         "_health_operation",
@@ -75,8 +77,10 @@ class CallPlan:
         registry: HealthRecorder | None,
         tracer_provider: trace.TracerProvider | None,
         meter_provider: metrics.MeterProvider | None,
+        enforce: bool | None = None,
     ) -> None:
         spec = self._spec = ArgSpec(wrapped)
+        self._enforce = enforce
         self._operation_name = operation_name  # gen_ai.operation.name
         self._health_operation = health_operation  # model_health.operation
         self._attributes = attributes
@@ -171,7 +175,9 @@ class CallPlan:
             )
             if m is not None:  # read only if an error text has to be cleaned of the call's content
                 m.request_content = partial(from_arguments, self._spec, instance, args, kwargs)
-            return m
         except Exception:
             report_internal_error("monitor.start")
             return None
+        if m is not None and enforcement.enforcing(self._enforce):
+            enforcement.admit_or_raise(m)  # a refusal raises ModelUnavailableError, before the call
+        return m

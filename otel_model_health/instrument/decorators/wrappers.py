@@ -116,6 +116,7 @@ class DecoratorOptions(TypedDict, total=False):
     registry: HealthRecorder | None
     tracer_provider: trace.TracerProvider | None
     meter_provider: metrics.MeterProvider | None
+    enforce: bool | None  # refuse calls to a model that is down (docs/enforcement.md)
 
 
 def _make_decorator(func: Any, health_operation: str, options: DecoratorOptions) -> Any:
@@ -137,6 +138,7 @@ def _make_decorator(func: Any, health_operation: str, options: DecoratorOptions)
             registry=options.get("registry"),
             tracer_provider=options.get("tracer_provider"),
             meter_provider=options.get("meter_provider"),
+            enforce=options.get("enforce"),
         )
         decorated: Any = wrapt.FunctionWrapper(wrapped, _wrapper_for(wrapped, plan))  # type: ignore[arg-type]
         setattr(decorated, MEASURED_MARKER, True)
@@ -164,6 +166,8 @@ def monitor(func: Any = None, /, **options: Unpack[DecoratorOptions]) -> Any:
     ...) or ``"unknown"``; without ``gateway``, ``"direct"``. ``operation`` is ``gen_ai.operation.name``
     (default ``chat``). ``attributes`` returns extra span attributes for a call. ``registry``,
     ``tracer_provider`` and ``meter_provider`` default to those of ``configure()``, else the global ones.
+    ``enforce`` refuses a call to a model that is down with ``ModelUnavailableError`` (docs/enforcement.md;
+    default: ``configure()``'s, else ``MODEL_HEALTH_ENFORCE``, else off).
     Usable bare (``@monitor``) or with arguments (``@monitor(provider="openai")``). See docs/decorators.md.
     """
     return _make_decorator(func, semconv.OPERATION_INFERENCE, options)

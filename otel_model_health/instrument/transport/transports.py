@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Final
 
 from opentelemetry import metrics, trace
 
-from ... import defaults
+from ... import defaults, enforcement
 from ..._internal import report_internal_error
 from ...health.types import HealthRecorder
 from ...hosts import HostResolver, Route, route_key
@@ -223,8 +223,10 @@ class TransportBase:
         gateway: str | None = None,
         hosts: Mapping[str, Route | str | tuple[str | None, str | None]] | None = None,
         capture_content: bool | None = None,
+        enforce: bool | None = None,
     ) -> None:
         self._mh_module = httpx_support.load(self._mh_module_name)
+        self._mh_enforce = enforce
         self._mh_core = _Core(
             registry=registry,
             tracer_provider=tracer_provider,
@@ -238,6 +240,15 @@ class TransportBase:
 
     def _default_inner(self) -> Any:
         raise NotImplementedError
+
+    def _mh_refused(self, observer: CallObserver, request: Any) -> Any:
+        """With enforcement on, the synthetic answer to a refused call (no I/O), else None."""
+        if not enforcement.enforcing(self._mh_enforce):
+            return None
+        refusal = enforcement.admit(observer.m)
+        if refusal is None:
+            return None
+        return enforcement.refusal_response(self._mh_module, request, refusal)
 
     @property
     def wrapped(self) -> Any:
@@ -255,7 +266,9 @@ class ModelHealthTransport(TransportBase):
 
     Options: ``registry``, ``tracer_provider``, ``meter_provider`` (default: ``configure()``'s, else the
     global ones), ``provider`` / ``gateway`` (override the host table for every call), ``hosts`` (extra
-    host table entries), ``capture_content`` (default: the GenAI env variable)."""
+    host table entries), ``capture_content`` (default: the GenAI env variable), ``enforce`` (refuse calls to
+    a model that is down with a synthetic 503, docs/enforcement.md; default: ``configure()``'s, else
+    ``MODEL_HEALTH_ENFORCE``, else off)."""
 
     _mh_base_transport = "BaseTransport"
 
@@ -266,6 +279,8 @@ class ModelHealthTransport(TransportBase):
         observer = self._mh_core.start(request)
         if observer is None:
             return self._transport.handle_request(request)
+        if (refused := self._mh_refused(observer, request)) is not None:
+            return refused
         with CallStep(observer.m):
             response = self._transport.handle_request(request)
         return self._mh_core.attach(observer, response, httpx_support.sync_stream_class(self._mh_module))
@@ -298,6 +313,8 @@ class AsyncModelHealthTransport(TransportBase):
         observer = self._mh_core.start(request)
         if observer is None:
             return await self._transport.handle_async_request(request)
+        if (refused := self._mh_refused(observer, request)) is not None:
+            return refused
         with CallStep(observer.m):
             response = await self._transport.handle_async_request(request)
         return self._mh_core.attach(observer, response, httpx_support.async_stream_class(self._mh_module))
