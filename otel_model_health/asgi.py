@@ -4,8 +4,9 @@ Routes (relative to where the app is mounted, then ``path_prefix``):
 
 * ``GET /health`` — the summary (docs/health-endpoint.md),
 * ``GET /health/models`` — one object per tracked model,
+* ``GET /health/slo`` — one object per model and SLO: burn rates, budget left, active alerts (docs/slo.md),
 
-both with an optional ``?provider=`` filter. ``HEAD`` is answered like ``GET`` without a body.
+each with an optional ``?provider=`` filter. ``HEAD`` is answered like ``GET`` without a body.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from . import defaults
 from ._internal import report_internal_error
 from .health.types import ModelHealthState
 from .keys import normalize_provider
+from .slo.status import SloStatus, status_json
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -101,6 +103,7 @@ def health_asgi_app(
     """
     prefix = "/" + path_prefix.strip("/") if path_prefix.strip("/") else ""
     models_path = prefix + "/models"
+    slo_path = prefix + "/slo"
 
     def resolve() -> Any:
         return registry if registry is not None else defaults.default_registry()
@@ -120,6 +123,11 @@ def health_asgi_app(
         checked_at = datetime.now(tz=UTC).isoformat()
         return 200, {"models": models, "checked_at": checked_at}
 
+    def slo_document(provider: str | None) -> tuple[int, dict[str, Any]]:
+        statuses: list[SloStatus] = resolve().slo_statuses()
+        slos = [status_json(s) for s in statuses if provider is None or s.key.provider == provider]
+        return 200, {"slos": slos, "checked_at": datetime.now(tz=UTC).isoformat()}
+
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope.get("type")
         if kind == "lifespan":
@@ -128,7 +136,14 @@ def health_asgi_app(
         if kind != "http":
             return  # websockets and unknown scope types: not ours; closing without a response declines
         path = _route_path(scope)
-        if path not in (prefix or "/", models_path, prefix + "/", models_path + "/"):
+        if path not in (
+            prefix or "/",
+            models_path,
+            prefix + "/",
+            models_path + "/",
+            slo_path,
+            slo_path + "/",
+        ):
             await _respond(send, 404, {"error": "not found"})
             return
         method = scope.get("method", "GET")
@@ -139,6 +154,8 @@ def health_asgi_app(
             provider = _provider_filter(scope)
             if path.rstrip("/") == models_path:
                 status, document = models_document(provider)
+            elif path.rstrip("/") == slo_path:
+                status, document = slo_document(provider)
             else:
                 status, document = summary_document(provider)
         except Exception:

@@ -110,7 +110,7 @@ def _build(settings: Settings, options: Options) -> ModelHealth:
         ):
             metric_exporter = otlp.metric_exporter(settings.metrics)
 
-    registry = HealthRegistry(config=settings.breaker, max_keys=settings.max_keys)
+    registry = HealthRegistry(config=settings.breaker, max_keys=settings.max_keys, slos=settings.slos)
     tp: trace.TracerProvider | None = tracer_provider
     mp: metrics.MeterProvider | None = meter_provider
     owns_tp = owns_mp = False

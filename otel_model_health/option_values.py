@@ -15,12 +15,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import fields
 from typing import Any, Final, Literal
 from urllib.parse import unquote, urlsplit
 
 from .health.types import BreakerConfig
+from .slo.definition import SLO, coerce_slos, load_slos
 
 logger: Final = logging.getLogger("otel_model_health")
 
@@ -259,6 +261,24 @@ def parse_breaker(source: str, raw: str) -> BreakerConfig | None:
                 f"{source}: {name} must be {'an integer' if kind is int else 'a number'}, got {text_value!r}"
             ) from None
     return check_breaker(source, values)
+
+
+def check_slos(source: str, value: object) -> tuple[SLO, ...]:
+    """SLO values or mappings, or a TOML / JSON file's path."""
+    try:
+        if isinstance(value, (str, os.PathLike)):
+            return load_slos(os.fspath(value))
+        if isinstance(value, Mapping) or not isinstance(value, Iterable):
+            raise ConfigurationError(f"{source} must be a list of SLOs or a file path, got {value!r}")
+        return coerce_slos(value)
+    except (OSError, ValueError, TypeError) as exc:
+        if isinstance(exc, ConfigurationError):
+            raise
+        raise ConfigurationError(f"{source}: {exc}") from None
+
+
+def parse_slo_file(variable: str, text: str) -> tuple[SLO, ...] | None:
+    return check_slos(variable, text.strip()) if text.strip() else None
 
 
 def check_max_keys(source: str, value: object) -> int:

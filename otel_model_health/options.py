@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from .health.types import BreakerConfig
     from .outcomes import CallClassifier
+    from .slo.definition import SLO
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -186,6 +187,15 @@ class Options:
         "evicted (counted in `model_health.registry.evictions`).",
         default="`500`",
         check=v.check_max_keys,
+    )
+    slos: Iterable[SLO | Mapping[str, Any]] | str | None = _option(
+        "Health",
+        "Service level objectives per model: `SLO` values or mappings of their fields, or the path of a "
+        "TOML (`[[slo]]` tables) or JSON file of them. The variable names such a file. See docs/slo.md.",
+        env="OTEL_MODEL_HEALTH_SLO_FILE",
+        check=v.check_slos,
+        parse=v.parse_slo_file,
+        default="none",
     )
     capture_content: bool | None = _option(
         "Health",

@@ -123,6 +123,9 @@ MH_GATEWAY: Final = "model_health.gateway"
 MH_OUTCOME: Final = "model_health.outcome"
 MH_BREAKER_STATE: Final = "model_health.breaker.state"
 MH_TRANSITION: Final = "model_health.transition"
+MH_SLO_NAME: Final = "model_health.slo.name"
+MH_SLO_WINDOW: Final = "model_health.slo.window"  # "5m", "1h", "3d", "30d" ...
+MH_SLO_SEVERITY: Final = "model_health.slo.severity"  # "page" | "ticket"
 MH_REJECTION_REASON: Final = "model_health.rejection.reason"  # breaker_open | trials_busy | rate_limited
 
 # model_health.operation values
@@ -136,6 +139,10 @@ METRIC_MH_BREAKER_TRANSITIONS: Final = "model_health.breaker.transitions"
 METRIC_MH_EVICTIONS: Final = "model_health.registry.evictions"
 METRIC_MH_INTERNAL_ERRORS: Final = "model_health.internal_errors"
 METRIC_MH_SENTRY_DROPPED: Final = "model_health.sentry.dropped"
+METRIC_MH_SLO_BURN_RATE: Final = "model_health.slo.burn_rate"
+METRIC_MH_SLO_BUDGET_REMAINING: Final = "model_health.slo.error_budget.remaining"
+METRIC_MH_SLO_ALERTS: Final = "model_health.slo.alerts"
+METRIC_MH_SLOW_CALL_RATE: Final = "model_health.slow_call_rate"
 METRIC_MH_REJECTIONS: Final = "model_health.rejections"  # calls refused by enforcement (a counter)
 
 # The reverse link from a Sentry event to the causing trace.

@@ -25,6 +25,7 @@ from .health.types import BreakerConfig
 from .option_values import ConfigurationError, Pairs, Protocol, number
 from .options import Given, Options, read_options, variable_of
 from .sentry.settings import SentrySettings
+from .slo.definition import SLO
 
 logger: Final = logging.getLogger("otel_model_health")
 
@@ -89,6 +90,7 @@ class Settings:
     metric_export_interval_s: float = DEFAULT_METRIC_EXPORT_INTERVAL_S
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
     max_keys: int = DEFAULT_MAX_KEYS
+    slos: tuple[SLO, ...] = ()
     capture_content: bool | None = None
     health_http_port: int | None = None  # None: no /health server
     health_http_host: str = DEFAULT_HEALTH_HTTP_HOST

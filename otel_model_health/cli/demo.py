@@ -19,10 +19,12 @@ from typing import Any, Final
 
 from ..outcomes import Outcome
 from ..settings import ConfigurationError
+from ..slo.status import status_json
 from .arguments import positive_seconds
 from .display import Display, use_live_output
 from .incidents import IncidentLog, model_label, summarize
 from .scenario import Phase, Scenario, ScenarioError, load_scenario
+from .slo_table import render_slo_table
 from .table import overall_line, row_from_state
 from .text import usage_error
 
@@ -118,6 +120,7 @@ class _Demo:
         try:
             telemetry = setup_telemetry(
                 breaker=scenario.breaker,
+                slos=scenario.slos,
                 telemetry_file=self.telemetry_file,
                 on_sentry_event=self._on_sentry_event,
             )
@@ -153,6 +156,7 @@ class _Demo:
             monitor.stop()
             final_rows = [row_from_state(s) for s in registry.snapshot()]
             final_summary = registry.summary()
+            final_slos = [status_json(s) for s in registry.slo_statuses()]
             provider.stop()
             pool.close()
             display.refresh(final_rows, self._header(end), force_table=True)
@@ -168,6 +172,11 @@ class _Demo:
         for line in summarize(log.incidents, scenario.fault_windows):
             display.print("  " + line)
         self._rate_limits(registry)
+        if final_slos:
+            display.print()
+            display.print("SLOs (budget left, burn rate per window, alerts active at the end)")
+            for line in render_slo_table(final_slos):
+                display.print("  " + line)
         calls = sum(w.calls for w in workers)
         errors = sum(w.errors for w in workers)
         stats = monitor.stats

@@ -22,7 +22,21 @@ _LABELS = {
     TransitionKind.RECOVERED: "RECOVERED",
     TransitionKind.PROVIDER_OUTAGE: "PROVIDER OUTAGE",
     TransitionKind.PROVIDER_RECOVERED: "provider recovered",
+    TransitionKind.SLOW_CALLS: "slow calls",
+    TransitionKind.SLOW_CALLS_CLEARED: "slow calls over",
+    TransitionKind.SLO_ALERT_STARTED: "SLO ALERT",
+    TransitionKind.SLO_ALERT_RESOLVED: "SLO alert over",
 }
+# Logged as they happen, but not steps of an incident: an SLO alert spans incidents (a budget burns over
+# days), and slow calls are a status, not a failure.
+_NOT_INCIDENT_STEPS = frozenset(
+    {
+        TransitionKind.SLOW_CALLS,
+        TransitionKind.SLOW_CALLS_CLEARED,
+        TransitionKind.SLO_ALERT_STARTED,
+        TransitionKind.SLO_ALERT_RESOLVED,
+    }
+)
 
 
 def model_label(key: ModelKey) -> str:
@@ -66,6 +80,16 @@ def describe(transition: HealthTransition) -> str:
     if kind is TransitionKind.PROVIDER_OUTAGE:
         models = ", ".join(k.model for k in transition.provider_models)
         return f"every model unhealthy: {models}"
+    alert = transition.slo_alert
+    if alert is not None:
+        rates = f"burn {alert.long_burn_rate:.1f}x / {alert.short_burn_rate:.1f}x"
+        windows = f"{alert.long_window_s:g} s / {alert.short_window_s:g} s"
+        budget = f"budget left {alert.error_budget_remaining:.0%}"
+        threshold = f"threshold {alert.burn_rate_threshold:g}x"
+        return f"{alert.severity} {alert.slo}: {rates} over {windows} ({threshold}), {budget}"
+    if kind in (TransitionKind.SLOW_CALLS, TransitionKind.SLOW_CALLS_CLEARED):
+        slow = f"{state.slow_calls_in_window} of {state.calls_in_window} calls in the window slow"
+        return f"{slow} → status {transition.after_status.value}"
     # PROVIDER_RECOVERED
     return f"{transition.key.model} is healthy again"
 
@@ -108,6 +132,8 @@ class IncidentLog:
         label = _LABELS.get(kind, kind.value)
         detail = describe(transition)
         self._emit(f"t+{t:5.1f}s  {who:<52} {label:<18} {detail}")
+        if kind in _NOT_INCIDENT_STEPS:
+            return
         with self._lock:
             self.transitions += 1
             slot: ModelKey | str = f"provider:{provider}" if outage else transition.key

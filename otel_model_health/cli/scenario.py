@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from ..health.types import BreakerConfig
 from ..keys import DIRECT_GATEWAY, ModelKey
+from ..slo.definition import SLO, coerce_slos
 from ..testing.faults import Fault, FaultRule
 from . import strict_json
 from .arguments import MAX_SECONDS
@@ -140,6 +141,7 @@ class Scenario:
     models: tuple[ModelSpec, ...]
     phases: tuple[Phase, ...]
     source: str = field(default="", compare=False)
+    slos: tuple[SLO, ...] = ()  # docs/slo.md; a demo uses alert windows in seconds
 
     def fault_windows(self, key: ModelKey) -> list[tuple[float, float]]:
         """Merged [start, end) spans during which phases made ``key``'s calls fail."""
@@ -188,7 +190,17 @@ def _parse(data: Any, source: str) -> Scenario:
     obj = _object(data, "the scenario")
     _only(
         obj,
-        {"name", "description", "duration_s", "breaker", "probe_interval_s", "seed", "models", "phases"},
+        {
+            "name",
+            "description",
+            "duration_s",
+            "breaker",
+            "probe_interval_s",
+            "seed",
+            "models",
+            "phases",
+            "slos",
+        },
         "the scenario",
     )
     duration = _number(obj.get("duration_s", 30), "duration_s", positive=True)
@@ -213,7 +225,17 @@ def _parse(data: Any, source: str) -> Scenario:
         models=models,
         phases=phases,
         source=source,
+        slos=_slos(obj.get("slos", [])),
     )
+
+
+def _slos(data: Any) -> tuple[SLO, ...]:
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        raise ScenarioError("'slos' must be a list of SLO objects (docs/slo.md)")
+    try:
+        return coerce_slos(data)
+    except (TypeError, ValueError) as exc:
+        raise ScenarioError(f"slos: {exc}") from None
 
 
 def _model(data: Any, index: int) -> ModelSpec:

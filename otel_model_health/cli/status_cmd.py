@@ -17,6 +17,7 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from . import deadline_http, strict_json
 from .arguments import positive_seconds
 from .health_document import rows_from, summary_from
+from .slo_table import render_slo_table
 from .table import overall_line, render_table
 from .text import printable, usage_error
 
@@ -110,16 +111,36 @@ def run_status(args: argparse.Namespace) -> int:
         summary = _read(summary_from, summary_document, summary_url)
         detail_document = fetch_json(models_url + query, deadline)
         rows = _read(rows_from, detail_document, models_url)
+        slos = _slos(summary_url + "/slo" + query, deadline)
     except StatusError as exc:
         return usage_error("status", exc)
     if args.json:
-        print(json.dumps({"summary": summary_document, "models": detail_document["models"]}, indent=2))
+        document = {"summary": summary_document, "models": detail_document["models"], "slos": slos}
+        print(json.dumps(document, indent=2))
     else:
         print(printable(f"{summary_url} — checked at {summary['checked_at']}"))
         for line in render_table(rows):
             print(line)
         print(overall_line(summary))
+        for line in render_slo_table(slos):
+            print(line)
     return EXIT_OK if summary["status"] == "healthy" else EXIT_UNHEALTHY
+
+
+def _slos(url: str, deadline: deadline_http.Deadline) -> list[dict[str, Any]]:
+    """The /health/slo entries; none from an app whose endpoint predates SLOs (404)."""
+    try:
+        document = fetch_json(url, deadline)
+    except StatusError as exc:
+        if "HTTP 404" in str(exc):
+            return []
+        raise
+    if "slos" not in document:
+        return []  # not an SLO document: an app serving the endpoint without SLO support
+    entries = document["slos"]
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise StatusError(f"{url}: 'slos' must be a list of objects")
+    return entries
 
 
 def _read(read: Callable[[dict[str, Any]], T], document: dict[str, Any], url: str) -> T:

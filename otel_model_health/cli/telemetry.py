@@ -18,6 +18,7 @@ from ..configure import configure
 from ..handle import ModelHealth
 from ..health.types import BreakerConfig
 from ..settings import ENV_ENDPOINT, signal_env
+from ..slo.definition import SLO
 
 _OTLP_VARS = (ENV_ENDPOINT, signal_env("traces", "ENDPOINT"), signal_env("metrics", "ENDPOINT"))
 METRIC_EXPORT_INTERVAL_S = 5.0
@@ -88,6 +89,7 @@ class DemoTelemetry:
 def setup_telemetry(
     *,
     breaker: BreakerConfig,
+    slos: tuple[SLO, ...] = (),
     telemetry_file: str | None,
     on_sentry_event: Callable[[dict[str, Any]], None],
 ) -> DemoTelemetry:
@@ -95,6 +97,7 @@ def setup_telemetry(
     dsn = os.environ.get("SENTRY_DSN", "").strip()
     common: dict[str, Any] = {
         "breaker": breaker,
+        "slos": slos,
         "service_name": os.environ.get("OTEL_SERVICE_NAME") or "otel-model-health-demo",
         "sentry_enabled": bool(dsn),
         "metric_export_interval_s": METRIC_EXPORT_INTERVAL_S,

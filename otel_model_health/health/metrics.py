@@ -17,6 +17,7 @@ from .._internal import internal_error_count, report_internal_error
 from .types import BreakerState, ModelHealthState
 
 if TYPE_CHECKING:
+    from ..slo.status import SloStatus
     from .registry import HealthRegistry
 
 _STATES: Final = (BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN)
@@ -28,6 +29,16 @@ def _key_attributes(state: ModelHealthState) -> dict[str, str]:
         semconv.GEN_AI_PROVIDER_NAME: key.provider,
         semconv.GEN_AI_REQUEST_MODEL: key.model,
         semconv.MH_GATEWAY: key.gateway,
+    }
+
+
+def _slo_attributes(status: SloStatus) -> dict[str, str]:
+    key = status.key
+    return {
+        semconv.GEN_AI_PROVIDER_NAME: key.provider,
+        semconv.GEN_AI_REQUEST_MODEL: key.model,
+        semconv.MH_GATEWAY: key.gateway,
+        semconv.MH_SLO_NAME: status.slo,
     }
 
 
@@ -77,6 +88,34 @@ class HealthMetrics:
             description="Errors inside otel_model_health's own telemetry code, swallowed.",
         )
 
+        self.slow_call_rate = meter.create_observable_gauge(
+            semconv.METRIC_MH_SLOW_CALL_RATE,
+            callbacks=[self._guard("slow_call_rate", self._slow_call_rate)],
+            unit="1",
+            description="Slow calls / calls in each model's window (absent when empty); at or over "
+            "slow_call_rate_threshold the model is degraded.",
+        )
+        # SLOs (docs/slo.md): one read of every series per collection, shared by the three instruments.
+        self.slo_burn_rate = meter.create_observable_gauge(
+            semconv.METRIC_MH_SLO_BURN_RATE,
+            callbacks=[self._guard("slo_burn_rate", self._slo_burn_rate)],
+            unit="1",
+            description="Error-budget burn rate of each SLO and model, per window (1 = spends the budget "
+            "exactly over the period).",
+        )
+        self.slo_budget = meter.create_observable_gauge(
+            semconv.METRIC_MH_SLO_BUDGET_REMAINING,
+            callbacks=[self._guard("slo_budget", self._slo_budget)],
+            unit="1",
+            description="Share of the SLO period's error budget left (negative when overspent).",
+        )
+        self.slo_alerts = meter.create_observable_gauge(
+            semconv.METRIC_MH_SLO_ALERTS,
+            callbacks=[self._guard("slo_alerts", self._slo_alerts)],
+            unit="{alert}",
+            description="Active SLO burn-rate alerts, by SLO, model and severity.",
+        )
+
     def close(self) -> None:
         self._closed = True
 
@@ -118,6 +157,11 @@ class HealthMetrics:
             if state.success_rate is not None:
                 yield Observation(state.success_rate, _key_attributes(state))
 
+    def _slow_call_rate(self) -> Iterable[Observation]:
+        for state in self._registry.snapshot():
+            if state.calls_in_window:
+                yield Observation(state.slow_calls_in_window / state.calls_in_window, _key_attributes(state))
+
     def _breaker_state(self) -> Iterable[Observation]:
         for state in self._registry.snapshot():
             base = _key_attributes(state)
@@ -132,6 +176,23 @@ class HealthMetrics:
             for s, count in state.breaker_transitions.items():
                 if count:
                     yield Observation(count, {**base, semconv.MH_BREAKER_STATE: s.value})
+
+    def _slo_burn_rate(self) -> Iterable[Observation]:
+        for status in self._registry.slo_statuses():
+            base = _slo_attributes(status)
+            for window, rate in status.burn_rates.items():
+                yield Observation(rate, {**base, semconv.MH_SLO_WINDOW: window})
+
+    def _slo_budget(self) -> Iterable[Observation]:
+        for status in self._registry.slo_statuses():
+            yield Observation(status.error_budget_remaining, _slo_attributes(status))
+
+    def _slo_alerts(self) -> Iterable[Observation]:
+        for status in self._registry.slo_statuses():
+            base = _slo_attributes(status)
+            for severity in ("page", "ticket"):
+                count = sum(1 for name in status.active_alerts if name.startswith(severity + ":"))
+                yield Observation(count, {**base, semconv.MH_SLO_SEVERITY: severity})
 
     def _evictions(self) -> Iterable[Observation]:
         yield Observation(self._registry.evictions)

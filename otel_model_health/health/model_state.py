@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Final, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, Final, NamedTuple, TypeAlias
 
 from .. import semconv
 from ..keys import ModelKey
@@ -28,6 +28,9 @@ from .types import (
     TransitionKind,
 )
 from .window import percentile
+
+if TYPE_CHECKING:
+    from ..slo.tracker import KeySlos
 
 # Outcome → index into a state's per-operation counts.
 OUTCOMES: Final = (
@@ -117,6 +120,10 @@ class ModelState:
         "last_outcome",
         "last_outcome_at",
         "rate_limited_until",
+        "slo",
+        "slow_call_s",
+        "slow_degraded",
+        "slow_first_chunk_s",
         "totals",
     )
 
@@ -141,6 +148,11 @@ class ModelState:
         self.incident_opened = False  # the breaker opened during this incident
         self.incident_start = 0.0
         self.incident_failed = 0
+        self.slo: KeySlos | None = None  # the key's SLO series (the registry's), None when none match
+        # Slow calls: thresholds (inf: off) and whether the window's slow share has the model degraded.
+        self.slow_call_s = config.slow_call_duration_s or math.inf
+        self.slow_first_chunk_s = config.slow_first_chunk_s or math.inf
+        self.slow_degraded = False
 
     # --- outcomes -------------------------------------------------------------------------------
     def record(self, result: CallResult, now: float, emit: Emit) -> None:
@@ -150,7 +162,14 @@ class ModelState:
         state = breaker.state
         # Two shortcuts skip the clock step and the status computation of the general path, for the
         # outcomes that can change nothing (tests/health/test_fast_paths.py proves them equal to it):
-        if outcome is _SUCCESS and state is CLOSED and not breaker.level and not self.in_incident:
+        if (
+            outcome is _SUCCESS
+            and state is CLOSED
+            and not breaker.level
+            and not self.in_incident
+            and not breaker.window.slow  # a slow call in the window: any call may cross the threshold
+            and not self._is_slow(result)
+        ):
             # the common case: a success of a model with nothing going on (``_count`` inlined);
             operation = result.health_operation
             counts = self.totals.get(operation)
@@ -161,7 +180,14 @@ class ModelState:
             self.last_outcome_at = now
             self.last_operation = operation
             breaker.on_outcome(True, result.latency_s, result.started_at, now)
-        elif outcome is _FAILURE and state is OPEN and now < breaker.open_until and self.in_incident:
+        elif (
+            outcome is _FAILURE
+            and state is OPEN
+            and now < breaker.open_until
+            and self.in_incident
+            and not breaker.window.slow
+            and not self._is_slow(result)
+        ):
             # the steady state of an outage: calls still fail while the breaker waits.
             self._count(result.health_operation, _I_FAILURE, now)
             self._keep_error(result, now)
@@ -184,6 +210,8 @@ class ModelState:
         if outcome is _FAILURE:
             self.last_failure = now
             kind = breaker.on_outcome(False, result.latency_s, result.started_at, now)
+            if self._is_slow(result):
+                breaker.window.mark_slow(now)
             self.incident_failed += 1
             if not self.in_incident:
                 self._start_incident(now, failed=1)
@@ -191,10 +219,14 @@ class ModelState:
             if kind is not None:  # BREAKER_OPENED or HALF_OPEN_FAILED
                 self.incident_opened = True
                 emit(Step(kind, before_state, breaker.state, before_status))
+            self._check_slow(now, emit, before_state, before_status)
         elif outcome is _SUCCESS:
             kind = breaker.on_outcome(True, result.latency_s, result.started_at, now)
+            if self._is_slow(result):
+                breaker.window.mark_slow(now)
             if kind is TransitionKind.RECOVERED or self._incident_cleared():
                 emit(self._recover(before_state, before_status, now))
+            self._check_slow(now, emit, before_state, before_status)
         else:
             if outcome is _RATE_LIMITED:
                 wait = result.retry_after_s
@@ -213,6 +245,38 @@ class ModelState:
         self.advance(now, emit)
         self.breaker.on_other(started_at)
 
+    # --- slow calls -----------------------------------------------------------------------------
+    def _is_slow(self, result: CallResult) -> bool:
+        """At or over its threshold: a stream's first chunk, else the whole call."""
+        first_chunk = result.first_chunk_s
+        if first_chunk is not None:
+            return first_chunk >= self.slow_first_chunk_s
+        latency = result.latency_s
+        return latency is not None and latency >= self.slow_call_s
+
+    def _check_slow(
+        self, now: float, emit: Emit, before_state: BreakerState, before_status: HealthStatus
+    ) -> None:
+        """Degraded while the window's slow share is at or over the threshold (with minimum_calls);
+        opened as well when ``slow_calls_open`` opts in."""
+        window = self.breaker.window
+        calls = window.successes + window.failures
+        config = self.config
+        slow = bool(
+            calls and calls >= config.minimum_calls and window.slow / calls >= config.slow_call_rate_threshold
+        )
+        if slow is self.slow_degraded:
+            return
+        self.slow_degraded = slow
+        kind = TransitionKind.SLOW_CALLS if slow else TransitionKind.SLOW_CALLS_CLEARED
+        emit(Step(kind, before_state, self.breaker.state, before_status))
+        if slow and config.slow_calls_open and self.breaker.state is CLOSED:
+            self.breaker.force_open(now, None)
+            if not self.in_incident:
+                self._start_incident(now, failed=0)
+            self.incident_opened = True
+            emit(Step(TransitionKind.BREAKER_OPENED, before_state, OPEN, before_status))
+
     def has_succeeded(self) -> bool:
         return any(counts[_I_SUCCESS] for counts in self.totals.values())
 
@@ -224,6 +288,10 @@ class ModelState:
             emit(Step(TransitionKind.HALF_OPEN, OPEN, HALF_OPEN, UNHEALTHY, at=breaker.half_open_since))
         elif self._incident_cleared():  # a time window aged the incident's failures out
             emit(self._recover(CLOSED, self.status(now), now))
+        window = breaker.window
+        if (self.slow_degraded or window.slow) and self.config.window_kind == "time":
+            # a time window ages calls out: the slow share may have crossed the threshold either way
+            self._check_slow(now, emit, breaker.state, self.status(now))
 
     def status(self, now: float) -> HealthStatus:
         breaker = self.breaker
@@ -236,7 +304,7 @@ class ModelState:
         stale_after = self.config.stale_after_s
         if stale_after and now - last >= stale_after:
             return STALE
-        if state is HALF_OPEN or now < self.rate_limited_until:
+        if state is HALF_OPEN or now < self.rate_limited_until or self.slow_degraded:
             return DEGRADED
         window = breaker.window
         calls = window.successes + window.failures
@@ -274,6 +342,7 @@ class ModelState:
         self.rate_limited_until = -math.inf
         if changed or self.in_incident:
             emit(self._recover(before_state, before_status, now))
+        self._check_slow(now, emit, before_state, before_status)
 
     # --- reading ---------------------------------------------------------------------------------
     def snapshot(self, now: float, wall: Callable[[float], float]) -> ModelHealthState:
@@ -319,6 +388,7 @@ class ModelState:
             rate_limited_until=wall(self.rate_limited_until) if self.rate_limited_until > now else None,
             first_seen_at=wall(self.first_seen),
             as_of=wall(now),
+            slow_calls_in_window=window.slow,
         )
 
     # --- internals ------------------------------------------------------------------------------

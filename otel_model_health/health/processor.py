@@ -211,6 +211,7 @@ class ModelHealthSpanProcessor(SpanProcessor):
                 registry.to_monotonic(start / 1e9) if start is not None else None,
                 None,
                 context,
+                None,
             ),
         )
         registry.record_result(key, result)

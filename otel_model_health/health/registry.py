@@ -21,7 +21,7 @@ import random as _random
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
 
@@ -31,13 +31,16 @@ from .. import semconv
 from .._internal import report_internal_error
 from ..keys import DIRECT_GATEWAY, ModelKey
 from ..outcomes import Outcome
+from ..slo.definition import SLO
+from ..slo.status import SloStatus, series_status
+from ..slo.tracker import AlertChange, compile_slos, evaluate_all, track
 from . import admission
 from .admission import Choice, Refusal
 from .breaker import CLOSED, Permit, RandomSource
 from .dispatch import Dispatcher
 from .model_state import UNHEALTHY, ModelState, Step, callers_mistake
 from .store import HealthStore, MemoryStore, Unattributed
-from .transitions import transition
+from .transitions import slo_transition, transition
 from .types import (
     BreakerConfig,
     CallResult,
@@ -75,6 +78,7 @@ class HealthRegistry:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         random: RandomSource | None = None,
+        slos: Sequence[SLO] = (),
     ) -> None:
         self.config = config if config is not None else BreakerConfig()
         self.max_keys = max(1, int(max_keys))
@@ -82,9 +86,17 @@ class HealthRegistry:
         self._wall_clock = wall_clock
         rng: RandomSource = random if random is not None else _random.Random()
         config_ = self.config
-        self._store: HealthStore = MemoryStore(
-            self.max_keys, lambda key, now: ModelState(key, config_, rng, now)
-        )
+        # SLOs (docs/slo.md): a key gets its series when first admitted, and only if an SLO matches it.
+        self.slos = tuple(slos)
+        plans = compile_slos(self.slos)
+
+        def new_state(key: ModelKey, now: float) -> ModelState:
+            state = ModelState(key, config_, rng, now)
+            if plans:
+                state.slo = track(plans, key, now)
+            return state
+
+        self._store: HealthStore = MemoryStore(self.max_keys, new_state)
         self._lock = threading.Lock()
         self._dispatcher = Dispatcher()
         # Transitions of the current locked section; queued for delivery before the lock is released.
@@ -95,6 +107,7 @@ class HealthRegistry:
         self._context_result = CallResult(Outcome.SUCCESS)
         self._context_now = 0.0
         self._emit_bound = self._emit_in_context  # made once: reading a method makes a new object
+        self._slo_bound = self._slo_alert_in_context
         # Providers in an outage: a record looks for a recovery only when > 0 (an evicted provider may leave
         # it too high, which costs a look, never a wrong answer).
         self._outages = 0
@@ -156,6 +169,7 @@ class HealthRegistry:
         started_at: float | None = None,
         retry_after_s: float | None = None,
         span_context: SpanContext | None = None,
+        first_chunk_s: float | None = None,
     ) -> None:
         """Record one model call's outcome (for clients on neither httpx nor httpx2: Bedrock, gRPC …).
         ``operation`` is ``model_health.operation``: ``inference`` or ``health_check``. Never raises."""
@@ -172,6 +186,7 @@ class HealthRegistry:
                 started_at,
                 retry_after_s,
                 span_context,
+                first_chunk_s,
             ),
         )
         self.record_result(key, result)
@@ -194,6 +209,9 @@ class HealthRegistry:
                         self._context_result = result
                         self._context_now = now
                         state.record(result, now, self._emit_bound)
+                        if state.slo is not None:
+                            for series in state.slo:
+                                series.record(result, now, self._slo_bound)
                         if self._outages:
                             self._after_step(state, now, result.span_context, result.health_operation)
                 finally:
@@ -266,6 +284,9 @@ class HealthRegistry:
     def _advance(self, state: ModelState, now: float) -> None:
         """Apply what the clock made due for one state, emitting clock-driven transitions."""
         state.advance(now, self._emitter(state, now, None, state.last_operation))
+        if state.slo is not None:
+            self._context_state, self._context_now = state, now
+            evaluate_all(state.slo, now, self._slo_bound)
         self._after_step(state, now, None, state.last_operation)
 
     def _emit(
@@ -291,6 +312,12 @@ class HealthRegistry:
                 provider_models=provider_models,
             )
         )
+
+    def _slo_alert_in_context(self, change: AlertChange) -> None:
+        """An SLO alert started or resolved during a record or a read (``_context_state``)."""
+        state = self._context_state
+        if state is not None:
+            self._scratch.append(slo_transition(state, change, self._context_now, self._wall))
 
     def _check_outage(
         self, state: ModelState, step: Step, now: float, span_context: SpanContext | None, operation: str
@@ -354,6 +381,20 @@ class HealthRegistry:
                 snapshots.append(state.snapshot(now, self._wall))
         snapshots.sort(key=lambda s: (s.key.provider, s.key.model, s.key.gateway))
         return snapshots
+
+    def slo_statuses(self) -> list[SloStatus]:
+        """Every (model, SLO) series: burn rate per window, budget left, active alerts (docs/slo.md)."""
+        with self._lock:
+            states = [state for state in self._store.states() if state.slo is not None]
+        statuses: list[SloStatus] = []
+        for state in states:
+            with self._section():
+                now = self._clock()
+                self._advance(state, now)
+                assert state.slo is not None
+                statuses.extend(series_status(series, now, self._wall(now)) for series in state.slo)
+        statuses.sort(key=lambda s: (s.slo, s.key.provider, s.key.model, s.key.gateway))
+        return statuses
 
     def provider_outages(self) -> set[str]:
         """The providers whose models are in an outage together."""

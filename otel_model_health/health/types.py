@@ -40,6 +40,10 @@ class TransitionKind(enum.StrEnum):
     RECOVERED = "recovered"  # HALF_OPEN → CLOSED, or a never-opened incident whose window cleared
     PROVIDER_OUTAGE = "provider_outage"  # every known, non-stale model of a provider (≥ 2) unhealthy
     PROVIDER_RECOVERED = "provider_recovered"
+    SLOW_CALLS = "slow_calls"  # the window's slow-call rate reached slow_call_rate_threshold: degraded
+    SLOW_CALLS_CLEARED = "slow_calls_cleared"  # ... and went back below it
+    SLO_ALERT_STARTED = "slo_alert_started"  # an SLO burn-rate alert began (``HealthTransition.slo_alert``)
+    SLO_ALERT_RESOLVED = "slo_alert_resolved"  # ... its short window no longer burns above its threshold
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +64,13 @@ class BreakerConfig:
     rate_limit_default_s: float = 10.0  # unavailability after a 429 without Retry-After
     degraded_below: float = 0.95  # status `degraded` when the success rate is below this
     stale_after_s: float = 600.0  # status `stale` after this long without an outcome
+    # Slow calls (docs/health-model.md#slow-calls): a call at or over its threshold is slow (a stream by its
+    # first chunk; 0 turns a threshold off). When the window's slow share reaches the rate (with at least
+    # minimum_calls calls) the model is `degraded` (transition slow_calls); it opens only if opted in.
+    slow_call_duration_s: float = 60.0
+    slow_first_chunk_s: float = 15.0
+    slow_call_rate_threshold: float = 0.5
+    slow_calls_open: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -77,6 +88,11 @@ class BreakerConfig:
         if not 0 < self.failure_rate_threshold <= 1:
             raise ValueError(
                 f"BreakerConfig.failure_rate_threshold must be in (0, 1], got {self.failure_rate_threshold!r}"
+            )
+        if not 0 < self.slow_call_rate_threshold <= 1:
+            raise ValueError(
+                "BreakerConfig.slow_call_rate_threshold must be in (0, 1], "
+                f"got {self.slow_call_rate_threshold!r}"
             )
         if not 0 <= self.degraded_below <= 1:
             raise ValueError(f"BreakerConfig.degraded_below must be in [0, 1], got {self.degraded_below!r}")
@@ -138,6 +154,23 @@ class ModelHealthState:
     # When the registry took this snapshot, on the clock of the times above: ages are differences
     # (``as_of - last_outcome_at``), with no clock conversion. None for a state built by hand.
     as_of: float | None = None
+    slow_calls_in_window: int = 0  # calls in the window at or over the slow-call threshold
+
+
+@dataclass(frozen=True, slots=True)
+class SloAlert:
+    """One burn-rate alert of one SLO for one model (docs/slo.md)."""
+
+    slo: str
+    sli: str  # "availability" | "latency"
+    objective: float
+    severity: str  # "page" | "ticket"
+    burn_rate_threshold: float
+    long_window_s: float
+    short_window_s: float
+    long_burn_rate: float
+    short_burn_rate: float
+    error_budget_remaining: float  # of the SLO's period: 1 - bad / ((1 - objective) * events)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +198,8 @@ class HealthTransition:
     # PROVIDER_OUTAGE / PROVIDER_RECOVERED: the provider and its models at the time.
     provider: str | None = None
     provider_models: tuple[ModelKey, ...] = field(default=())
+    # SLO_ALERT_STARTED / SLO_ALERT_RESOLVED: the alert, its SLO and the burn rates of the moment.
+    slo_alert: SloAlert | None = None
 
 
 class CallResult(NamedTuple):
@@ -183,6 +218,7 @@ class CallResult(NamedTuple):
     started_at: float | None = None  # the registry clock when the call started (``now()``)
     retry_after_s: float | None = None
     span_context: SpanContext | None = None
+    first_chunk_s: float | None = None  # a stream: seconds from the start to its first chunk
 
 
 class HealthListener(Protocol):

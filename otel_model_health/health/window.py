@@ -14,6 +14,7 @@ from typing import Final
 _EMPTY: Final = 0
 _SUCCESS: Final = 1
 _FAILURE: Final = 2
+_SLOW: Final = 4  # or'ed into a count window's slot: the call was slow (``mark_slow``)
 _NAN: Final = math.nan
 
 # The time window keeps at most this many latencies (the newest ones) for its percentiles.
@@ -23,7 +24,7 @@ TIME_WINDOW_LATENCY_SAMPLES: Final = 512
 class CountWindow:
     """The last ``size`` outcomes. Ring slots are preallocated: a record allocates nothing."""
 
-    __slots__ = ("_latency", "_pos", "_ring", "_size", "failures", "successes")
+    __slots__ = ("_latency", "_pos", "_ring", "_size", "failures", "slow", "successes")
 
     def __init__(self, size: int) -> None:
         self._size = size
@@ -32,6 +33,7 @@ class CountWindow:
         self._pos = 0
         self.successes = 0
         self.failures = 0
+        self.slow = 0  # slow calls among them
 
     def record(self, success: bool, latency_s: float | None, now: float) -> None:
         pos = self._pos
@@ -40,6 +42,12 @@ class CountWindow:
             self.successes -= 1
         elif old == _FAILURE:
             self.failures -= 1
+        elif old:  # a slow call leaves
+            self.slow -= 1
+            if old & _SUCCESS:
+                self.successes -= 1
+            else:
+                self.failures -= 1
         if success:
             self._ring[pos] = _SUCCESS
             self.successes += 1
@@ -50,6 +58,13 @@ class CountWindow:
         pos += 1
         self._pos = 0 if pos == self._size else pos
 
+    def mark_slow(self, now: float) -> None:
+        """The outcome just recorded was a slow call (nothing when the window was reset since)."""
+        pos = self._pos - 1 if self._pos else self._size - 1
+        if self._ring[pos] and not self._ring[pos] & _SLOW:
+            self._ring[pos] |= _SLOW
+            self.slow += 1
+
     def advance(self, now: float) -> None:
         """A count window does not age."""
 
@@ -59,6 +74,7 @@ class CountWindow:
         self._pos = 0
         self.successes = 0
         self.failures = 0
+        self.slow = 0
 
     def latencies(self, now: float) -> list[float]:
         # NaN marks an empty slot or a call without a latency.
@@ -75,6 +91,7 @@ class TimeWindow:
 
     __slots__ = (
         "_bucket_failures",
+        "_bucket_slow",
         "_bucket_successes",
         "_head",
         "_lat_pos",
@@ -82,6 +99,7 @@ class TimeWindow:
         "_lat_value",
         "_size",
         "failures",
+        "slow",
         "successes",
     )
 
@@ -89,6 +107,8 @@ class TimeWindow:
         self._size = size
         self._bucket_successes = [0] * size
         self._bucket_failures = [0] * size
+        self._bucket_slow = [0] * size
+        self.slow = 0
         self._head: int | None = None  # the second (int(now)) of the newest bucket
         self._lat_value: list[float] = [_NAN] * TIME_WINDOW_LATENCY_SAMPLES
         self._lat_time: list[float] = [-math.inf] * TIME_WINDOW_LATENCY_SAMPLES
@@ -110,8 +130,10 @@ class TimeWindow:
             i = s % size
             self.successes -= self._bucket_successes[i]
             self.failures -= self._bucket_failures[i]
+            self.slow -= self._bucket_slow[i]
             self._bucket_successes[i] = 0
             self._bucket_failures[i] = 0
+            self._bucket_slow[i] = 0
         self._head = second
 
     def record(self, success: bool, latency_s: float | None, now: float) -> None:
@@ -131,9 +153,18 @@ class TimeWindow:
             pos += 1
             self._lat_pos = 0 if pos == TIME_WINDOW_LATENCY_SAMPLES else pos
 
+    def mark_slow(self, now: float) -> None:
+        """The outcome just recorded (in the newest bucket) was a slow call (nothing when the window was
+        reset since: it is then empty)."""
+        if self._head is not None and self.successes + self.failures:
+            self._bucket_slow[self._head % self._size] += 1
+            self.slow += 1
+
     def reset(self) -> None:
         self._bucket_successes[:] = [0] * self._size
         self._bucket_failures[:] = [0] * self._size
+        self._bucket_slow[:] = [0] * self._size
+        self.slow = 0
         self._lat_value[:] = [_NAN] * TIME_WINDOW_LATENCY_SAMPLES
         self._lat_time[:] = [-math.inf] * TIME_WINDOW_LATENCY_SAMPLES
         self._lat_pos = 0

@@ -269,6 +269,7 @@ class CallMeasurement:
             self._started_at,
             end.get("retry_after_s"),
             span.get_span_context(),
+            self._first_chunk_s,
         )
         if span.is_recording():
             self._set_span_result(span, result, exception, description, content)

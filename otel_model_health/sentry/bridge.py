@@ -28,7 +28,7 @@ from .._version import __version__
 from ..health.types import HealthListener, HealthTransition, TransitionKind
 from ..keys import ModelKey
 from ..option_values import check_trace_url_template
-from . import events
+from . import events, slo_events
 from .init import import_sentry_sdk
 
 DEFAULT_QUEUE_SIZE: Final = 100
@@ -233,6 +233,8 @@ class SentryBridge:
             if kind is TransitionKind.PROVIDER_RECOVERED:
                 self._in_outage.discard(events.outage_provider(transition))
                 return None
+            if kind is TransitionKind.SLO_ALERT_STARTED and transition.slo_alert is not None:
+                return slo_events.level(transition)  # the registry emits one start per alert
             if kind in _RE_ARMING:
                 self._in_incident.pop(key, None)
                 return None

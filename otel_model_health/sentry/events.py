@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from ..health.types import HealthTransition, TransitionKind
 from ..keys import ModelKey
+from . import slo_events
 
 # Sentry does not cut tags itself; an over-long key or value makes the server drop the tag.
 MAX_TAG_KEY_LENGTH: Final = 32
@@ -106,6 +107,8 @@ def outage_provider(transition: HealthTransition) -> str:
 
 def build_message(transition: HealthTransition) -> str:
     """A one-line headline, e.g. ``Model unavailable: openai/gpt-4o via openrouter (breaker opened, 503)``."""
+    if transition.slo_alert is not None:
+        return slo_events.message(transition)
     if transition.kind is TransitionKind.PROVIDER_OUTAGE:
         count = len(transition.provider_models)
         models = f"{count} models unhealthy" if count else "all models unhealthy"
@@ -117,7 +120,10 @@ def build_message(transition: HealthTransition) -> str:
 
 
 def build_fingerprint(transition: HealthTransition) -> list[str]:
-    """One Sentry issue per model (its events are the incident's steps); one per provider for outages."""
+    """One Sentry issue per model (its events are the incident's steps); one per provider for outages;
+    one per SLO, model and severity for SLO alerts."""
+    if transition.slo_alert is not None:
+        return slo_events.fingerprint(transition)
     if transition.kind is TransitionKind.PROVIDER_OUTAGE:
         return [FINGERPRINT_OUTAGE, outage_provider(transition)]
     key = transition.key
@@ -125,6 +131,8 @@ def build_fingerprint(transition: HealthTransition) -> list[str]:
 
 
 def build_tags(transition: HealthTransition) -> dict[str, str]:
+    if transition.slo_alert is not None:
+        return cut_tags(slo_events.tags(transition))
     if transition.kind is TransitionKind.PROVIDER_OUTAGE:
         # Provider-level only: the model that happened to complete the outage is not its subject, and
         # its tags would make ``model_id:X`` searches return the outage (the models are in the context).
@@ -155,6 +163,8 @@ def build_context(transition: HealthTransition, *, trace_url_template: str | Non
     """The ``model_health`` context: the figures a responder needs (contexts are shown, not searched)."""
     if transition.kind is TransitionKind.PROVIDER_OUTAGE:
         return build_outage_context(transition, trace_url_template=trace_url_template)
+    if transition.slo_alert is not None:
+        return slo_events.context(transition, _trace_url(transition, trace_url_template))
     key = transition.key
     state = transition.state
     error = transition.error

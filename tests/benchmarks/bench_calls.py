@@ -396,13 +396,13 @@ def _keys(count: int, offset: int = 0) -> list[ModelKey]:
     ]
 
 
-def bytes_per_key(cap: int = 500) -> tuple[float, float]:
+def bytes_per_key(cap: int = 500, **registry_options: Any) -> tuple[float, float]:
     """(bytes per key at the cap, bytes per key after another cap's worth of keys evicted the first)."""
     gc.collect()
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        registry = HealthRegistry(max_keys=cap)
+        registry = HealthRegistry(max_keys=cap, **registry_options)
         _fill(registry, _keys(cap))
         gc.collect()
         at_cap = tracemalloc.get_traced_memory()[0] - before

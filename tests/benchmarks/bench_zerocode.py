@@ -1,4 +1,4 @@
-"""Section 9: what the zero-code instrumentor adds to a request that is not a model call.
+"""Section 10: what the zero-code instrumentor adds to a request that is not a model call.
 
 Under ``opentelemetry-instrument`` every httpx / httpx2 client gets our transport, so every request of the
 app (a database's REST API, a health check, an OAuth token fetch) passes through it. Two clients of the
@@ -71,7 +71,7 @@ def bench_zerocode(scale: Scale, providers: Providers) -> Results:
     from otel_model_health import defaults
 
     results = Results()
-    section = "9. Zero-code: a request that is not a model call"
+    section = "10. Zero-code: a request that is not a model call"
     defaults.set_defaults(
         registry=None, tracer_provider=providers.tracer_provider, meter_provider=providers.meter_provider
     )
@@ -136,5 +136,5 @@ def bench_zerocode(scale: Scale, providers: Providers) -> Results:
         bare.close()
         ours.close()
     defaults.set_defaults(registry=None, tracer_provider=None, meter_provider=None)
-    results.panels.append(Panel("9. Zero-code: added CPU per non-LLM request", "µs", tuple(bars)))
+    results.panels.append(Panel("10. Zero-code: added CPU per non-LLM request", "µs", tuple(bars)))
     return results

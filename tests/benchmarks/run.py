@@ -13,6 +13,7 @@ from typing import Final
 from .bench_bodies import bench_bodies
 from .bench_calls import bench_decorator, bench_health, bench_scale
 from .bench_enforcement import bench_enforcement
+from .bench_slo import bench_slo
 from .bench_transport import bench_concurrency, bench_streams, bench_transport
 from .bench_zerocode import bench_zerocode
 from .harness import Providers, Results, Scale, ServerProcess, profile_summary
@@ -199,8 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--only",
         default="",
-        help="comma-separated sections to run: transport,streams,decorator,health,scale,concurrency,bodies,"
-        "zerocode,enforcement",
+        help="comma-separated sections to run: " + ",".join(SECTIONS),
     )
     return parser
 
@@ -215,6 +215,7 @@ SECTIONS: Final = (
     "bodies",
     "zerocode",
     "enforcement",
+    "slo",
 )
 
 
@@ -243,11 +244,14 @@ def run(scale: Scale, only: Sequence[str]) -> Results:
         if "scale" in only:
             _progress("5. scale")
             results.extend(bench_scale(scale))
+        if "slo" in only:
+            _progress("9. SLOs")
+            results.extend(bench_slo(scale))
         if "bodies" in only:
             _progress("7. hostile and compressed bodies")
             results.extend(bench_bodies(scale, providers))
         if "zerocode" in only:
-            _progress("9. zero-code: a request that is not a model call")
+            _progress("10. zero-code: a request that is not a model call")
             results.extend(bench_zerocode(scale, providers))
         if "enforcement" in only:
             _progress("8. enforcement")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,8 @@ from options_doc import DOC, render
 import otel_model_health as omh
 from otel_model_health.options import OPTIONS, Options, read_options
 from otel_model_health.settings import ConfigurationError, Settings, load_settings
+
+EXAMPLE_SLOS = Path(__file__).resolve().parents[2] / "examples" / "slos.toml"
 
 # One value per option, and the variable's text meaning the same (None: the option has no variable).
 SAMPLES: dict[str, tuple[Any, str | None]] = {
@@ -33,6 +36,7 @@ SAMPLES: dict[str, tuple[Any, str | None]] = {
     "metric_export_interval_s": (2.5, "2500"),
     "breaker": ({"open_wait_s": 5.0}, "open_wait_s=5"),
     "max_keys": (7, None),
+    "slos": (str(EXAMPLE_SLOS), str(EXAMPLE_SLOS)),
     "capture_content": (True, None),
     "health_http_port": (8081, " 8081 "),
     "health_http_host": ("0.0.0.0", "0.0.0.0"),

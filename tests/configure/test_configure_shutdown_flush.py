@@ -21,8 +21,8 @@ pytestmark = pytest.mark.integration
 
 MARGIN_S = 0.5  # what shutdown may take beyond its budget
 # What the process may take to exit after its last call (interpreter teardown, measured ~0.1-0.3 s here;
-# the bug was 2-7 s), with room for a loaded machine.
-EXIT_MARGIN_S = 1.0
+# the bug was 2-7 s), with room for a loaded machine (1.03 s seen with five test runs sharing 2 cores).
+EXIT_MARGIN_S = 1.5
 
 # A failing model call drives a first failure, then an open breaker: two Sentry events per model, and a
 # span and metric points per call, all still buffered when the child reaches {action}.

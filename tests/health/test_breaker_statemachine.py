@@ -51,6 +51,8 @@ class Reference:
     rng: random.Random = field(default_factory=lambda: random.Random(SEED))
     state: str = "closed"
     history: list[bool] = field(default_factory=list)  # successes/failures since the last close
+    slow_history: list[bool] = field(default_factory=list)  # ... and which of them were slow
+    slow: bool = False  # degraded by slow calls
     consecutive: int = 0
     open_until: float = 0.0
     half_open_since: float = 0.0
@@ -83,6 +85,7 @@ class Reference:
 
     def close(self, now: float) -> None:
         self.state, self.history, self.consecutive, self.trials, self.permits = "closed", [], 0, 0, []
+        self.slow_history = []
         self.closed_at = now
 
     def advance(self, now: float) -> None:
@@ -101,11 +104,13 @@ class Reference:
     def is_trial(self, started_at: float | None) -> bool:
         return self.state == "half_open" and (started_at is None or started_at >= self.half_open_since)
 
-    def record(self, outcome: Outcome, started_at: float | None, now: float) -> None:
+    def record(self, outcome: Outcome, started_at: float | None, now: float, slow: bool = False) -> None:
         self.advance(now)
         trial = self.is_trial(started_at)
         if trial and self.permits:
             self.permits.pop(0)
+        if outcome in (Outcome.FAILURE, Outcome.SUCCESS):
+            self.slow_history.append(slow)
         if outcome is Outcome.FAILURE:
             self.history.append(False)
             self.consecutive += 1
@@ -140,6 +145,16 @@ class Reference:
             ):
                 self.incident = False
                 self.emitted.append("recovered")
+        if outcome in (Outcome.FAILURE, Outcome.SUCCESS):
+            # Slow calls: degraded while the slow share of the window (since the last close) is at or over
+            # the threshold, with at least minimum_calls calls.
+            window = self.slow_history[-STATUS_CONFIG.window_size :]
+            degraded = len(window) >= STATUS_CONFIG.minimum_calls and (
+                window.count(True) / len(window) >= STATUS_CONFIG.slow_call_rate_threshold
+            )
+            if degraded != self.slow:
+                self.slow = degraded
+                self.emitted.append("slow_calls" if degraded else "slow_calls_cleared")
 
     def acquire(self, now: float) -> bool:
         self.advance(now)
@@ -235,7 +250,15 @@ TestBreakerMachine = BreakerMachine.TestCase
 
 # --- the state machine alone: ModelState against the reference, status and staleness included -----------
 # The reference's rules, with staleness and a rate-limit wait turned on.
-STATUS_CONFIG = dataclasses.replace(CONFIG, degraded_below=0.95, stale_after_s=30.0, rate_limit_default_s=7.0)
+STATUS_CONFIG = dataclasses.replace(
+    CONFIG,
+    degraded_below=0.95,
+    stale_after_s=30.0,
+    rate_limit_default_s=7.0,
+    slow_call_duration_s=10.0,
+    slow_first_chunk_s=2.0,
+    slow_call_rate_threshold=0.6,
+)
 
 
 @dataclass
@@ -244,9 +267,14 @@ class StatusReference(Reference):
     rate_limited_until: float = float("-inf")
 
     def record_with_status(
-        self, outcome: Outcome, started_at: float | None, retry_after_s: float | None, now: float
+        self,
+        outcome: Outcome,
+        started_at: float | None,
+        retry_after_s: float | None,
+        now: float,
+        slow: bool = False,
     ) -> None:
-        self.record(outcome, started_at, now)
+        self.record(outcome, started_at, now, slow)
         self.last_outcome_at = now
         if outcome is Outcome.RATE_LIMITED:
             wait = STATUS_CONFIG.rate_limit_default_s if retry_after_s is None else retry_after_s
@@ -260,7 +288,7 @@ class StatusReference(Reference):
             return "unknown"
         if now - self.last_outcome_at >= STATUS_CONFIG.stale_after_s:
             return "stale"
-        if self.state == "half_open" or now < self.rate_limited_until:
+        if self.state == "half_open" or now < self.rate_limited_until or self.slow:
             return "degraded"
         window = self.history[-STATUS_CONFIG.window_size :]
         if window and window.count(True) / len(window) < STATUS_CONFIG.degraded_below:
@@ -282,17 +310,37 @@ class ModelStateMachine(RuleBasedStateMachine):
         outcome=st.sampled_from([Outcome.SUCCESS, Outcome.FAILURE, Outcome.RATE_LIMITED, Outcome.NEUTRAL]),
         started=st.one_of(st.none(), st.just("half_open_began"), st.floats(min_value=0.0, max_value=60.0)),
         retry_after_s=st.one_of(st.none(), st.sampled_from([0.0, 3.0, 50.0])),
+        latency_s=st.sampled_from([None, 0.5, 9.99, 10.0, 30.0]),
+        first_chunk_s=st.sampled_from([None, None, 0.1, 2.0, 5.0]),
     )
-    def record(self, outcome: Outcome, started: float | str | None, retry_after_s: float | None) -> None:
+    def record(
+        self,
+        outcome: Outcome,
+        started: float | str | None,
+        retry_after_s: float | None,
+        latency_s: float | None,
+        first_chunk_s: float | None,
+    ) -> None:
         if started == "half_open_began":
             started_at: float | None = self.ref.half_open_since
         elif isinstance(started, float):
             started_at = self.now - started
         else:
             started_at = None
-        result = CallResult(outcome, started_at=started_at, retry_after_s=retry_after_s)
+        result = CallResult(
+            outcome,
+            started_at=started_at,
+            retry_after_s=retry_after_s,
+            latency_s=latency_s,
+            first_chunk_s=first_chunk_s,
+        )
         self.model.record(result, self.now, self.steps.append)
-        self.ref.record_with_status(outcome, started_at, retry_after_s, self.now)
+        # docs/health-model.md, "Slow calls": a stream by its first chunk, any other call by its duration.
+        if first_chunk_s is not None:
+            slow = first_chunk_s >= STATUS_CONFIG.slow_first_chunk_s
+        else:
+            slow = latency_s is not None and latency_s >= STATUS_CONFIG.slow_call_duration_s
+        self.ref.record_with_status(outcome, started_at, retry_after_s, self.now, slow)
 
     @rule(dt=st.sampled_from([0.0, 0.25, 1.0, 5.0, 9.0, 10.0, 11.5, 25.0, 31.0, 60.0, 200.0]))
     def tick(self, dt: float) -> None:
