@@ -1,7 +1,8 @@
-"""Serve /health from a Starlette app (mounted at /ops) and read it back.
+"""Serve /health and the status page from a Starlette app (mounted at /ops) and read them back.
 
 Run: .venv/bin/python examples/health_endpoint.py            (queries the app in-process and prints)
-     .venv/bin/python examples/health_endpoint.py --serve 8080  (serves on 127.0.0.1:8080 until Ctrl-C)
+     .venv/bin/python examples/health_endpoint.py --serve 8080  (serves on 127.0.0.1:8080 until Ctrl-C;
+                                                                 the page: http://127.0.0.1:8080/ops/health/ui)
 """
 
 from __future__ import annotations
@@ -45,10 +46,14 @@ async def show(app: Starlette) -> dict[str, object]:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://app") as client:
         summary = await client.get("/ops/health")
         models = await client.get("/ops/health/models", params={"provider": "anthropic"})
+        page = await client.get("/ops/health/ui/data")  # what the status page polls
     print("GET /ops/health ->", summary.status_code)
     print(json.dumps(summary.json(), indent=2))
     print("GET /ops/health/models?provider=anthropic ->", models.status_code)
     print(json.dumps(models.json(), indent=2))
+    document = page.json()
+    print(f"GET /ops/health/ui/data -> {page.status_code} (version {document['version']}, ", end="")
+    print(f"{len(document['models'])} models, first: {document['models'][0]['model']})")
     result: dict[str, object] = summary.json()
     return result
 

@@ -6,7 +6,9 @@ Routes (relative to where the app is mounted, then ``path_prefix``):
 * ``GET /health/models`` — one object per tracked model,
 * ``GET /health/slo`` — one object per model and SLO: burn rates, budget left, active alerts (docs/slo.md),
 
-each with an optional ``?provider=`` filter. ``HEAD`` is answered like ``GET`` without a body.
+each with an optional ``?provider=`` filter; and the status page (``status_page/``): ``GET /health/ui``,
+its script, stylesheet and JSON document (``/health/ui/data``). ``HEAD`` is answered like ``GET``
+without a body.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from urllib.parse import parse_qs
 from . import defaults
 from ._internal import report_internal_error
 from .health.types import ModelHealthState
+from .health_document import model_detail
 from .keys import normalize_provider
 from .slo.status import SloStatus, status_json
+from .status_page import Auth, SentryEvents, StatusPage
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -34,36 +38,6 @@ _HEADERS: Final = [
     (b"content-type", b"application/json"),
     (b"cache-control", b"no-store"),
 ]
-
-
-def _iso(epoch_s: float | None) -> str | None:
-    if epoch_s is None:
-        return None
-    return datetime.fromtimestamp(epoch_s, tz=UTC).isoformat()
-
-
-def model_detail(state: ModelHealthState) -> dict[str, Any]:
-    """One entry of ``GET /health/models``."""
-    error = state.last_error
-    return {
-        "provider": state.key.provider,
-        "model": state.key.model,
-        "gateway": state.key.gateway,
-        "status": state.status.value,
-        "breaker_state": state.breaker_state.value,
-        "success_rate": state.success_rate,
-        "calls_in_window": state.calls_in_window,
-        "failures_in_window": state.failures_in_window,
-        "consecutive_failures": state.consecutive_failures,
-        "last_outcome": None if state.last_outcome is None else state.last_outcome.value,
-        "last_outcome_at": _iso(state.last_outcome_at),
-        "last_error_type": None if error is None else error.error_type,
-        "last_failure_at": _iso(state.last_failure_at),
-        "open_until": _iso(state.open_until),
-        "rate_limited_until": _iso(state.rate_limited_until),
-        "latency_p50_s": state.latency_p50_s,
-        "latency_p95_s": state.latency_p95_s,
-    }
 
 
 def _route_path(scope: Scope) -> str:
@@ -94,12 +68,24 @@ def health_asgi_app(
     status_code_unhealthy: int = 200,
     status_code_degraded: int = 200,
     path_prefix: str = "/health",
+    ui: bool = True,
+    auth: Auth | None = None,
+    trace_url_template: str | None = None,
+    sentry: SentryEvents | None = None,
+    sentry_url_template: str | None = None,
+    poll_interval_s: float = 2.0,
 ) -> ASGIApp:
     """An ASGI 3 app serving ``registry``'s health (default: the process-wide registry).
 
     HTTP 200 whatever the status unless configured: a model outage must not take the app's own pods
     out of a load balancer. Set ``status_code_unhealthy=503`` for a check that should fail when any
     provider is in outage, ``status_code_degraded`` likewise for a degraded status.
+
+    The status page at ``<path_prefix>/ui`` (``ui=False`` turns it off) polls its document every
+    ``poll_interval_s``. ``auth(scope)`` (sync or async) returns whether a request may see the page;
+    without it the page is as open as the JSON routes. ``trace_url_template`` (``{trace_id}``,
+    ``{span_id}``) links each incident step to its trace; ``sentry`` (a ``SentryBridge``) gives the
+    id of the Sentry event sent for a step, linked through ``sentry_url_template`` (``{event_id}``).
     """
     prefix = "/" + path_prefix.strip("/") if path_prefix.strip("/") else ""
     models_path = prefix + "/models"
@@ -107,6 +93,20 @@ def health_asgi_app(
 
     def resolve() -> Any:
         return registry if registry is not None else defaults.default_registry()
+
+    ui_path = prefix + "/ui"
+    page = (
+        StatusPage(
+            resolve,
+            auth=auth,
+            trace_url_template=trace_url_template,
+            sentry=sentry,
+            sentry_url_template=sentry_url_template,
+            poll_interval_s=poll_interval_s,
+        )
+        if ui
+        else None
+    )
 
     def summary_document(provider: str | None) -> tuple[int, dict[str, Any]]:
         document: dict[str, Any] = resolve().summary(provider=provider)
@@ -136,6 +136,13 @@ def health_asgi_app(
         if kind != "http":
             return  # websockets and unknown scope types: not ours; closing without a response declines
         path = _route_path(scope)
+        if page is not None and path.startswith(ui_path) and page.handles(path[len(ui_path) :]):
+            if scope.get("method", "GET") not in ("GET", "HEAD"):
+                await _respond(send, 405, {"error": "method not allowed"}, allow=True)
+                return
+            base = (scope.get("root_path") or "").rstrip("/") + ui_path
+            await page(scope, send, path[len(ui_path) :], base)
+            return
         if path not in (
             prefix or "/",
             models_path,

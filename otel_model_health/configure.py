@@ -95,6 +95,10 @@ def current() -> ModelHealth | None:
 def _build(settings: Settings, options: Options) -> ModelHealth:
     # Everything that can fail on bad input is checked before anything is started or installed.
     sentry_plan = _plan_sentry(settings)
+    if settings.store is not None:
+        from .health.fleet.store import import_redis  # noqa: PLC0415 (the fleet loads only when used)
+
+        import_redis()  # an ImportError naming the extra, before anything starts
     tracer_provider, meter_provider = options.tracer_provider, options.meter_provider
     span_exporter = metric_exporter = None
     if not settings.sdk_disabled:
@@ -110,7 +114,9 @@ def _build(settings: Settings, options: Options) -> ModelHealth:
         ):
             metric_exporter = otlp.metric_exporter(settings.metrics)
 
-    registry = HealthRegistry(config=settings.breaker, max_keys=settings.max_keys, slos=settings.slos)
+    registry = HealthRegistry(
+        config=settings.breaker, max_keys=settings.max_keys, slos=settings.slos, store=_store(settings)
+    )
     tp: trace.TracerProvider | None = tracer_provider
     mp: metrics.MeterProvider | None = meter_provider
     owns_tp = owns_mp = False
@@ -188,6 +194,17 @@ def _serve_health(handle: ModelHealth, settings: Settings) -> None:
         raise
     handle.health_server = server
     handle.on_shutdown(server.stop)
+
+
+def _store(settings: Settings) -> Any:
+    """The fleet store of the settings: a URL becomes a ``RedisStore`` under the service's prefix."""
+    store = settings.store
+    if isinstance(store, str):
+        from .health.fleet import RedisStore  # noqa: PLC0415
+
+        service = settings.service_name or dict(settings.resource_attributes).get("service.name")
+        return RedisStore(store, service_name=service)
+    return store
 
 
 def _forget(handle: ModelHealth) -> None:

@@ -150,6 +150,8 @@ class ModelHealth:
         if hooks:
             run_until(deadline, [("configure.shutdown.hooks", partial(_run_hooks, hooks))])
         _safely(run_deferred, "configure.shutdown.deferred")
+        # A fleet store's last outcomes and held transitions: before the bridge closes, which reports them.
+        _safely(lambda: self.registry.close(timeout=left(deadline)), "configure.shutdown.fleet")
         bridge = self.sentry_bridge
         if bridge is not None:
             # First, so the incident spans of the last events reach the tracer provider before it closes.

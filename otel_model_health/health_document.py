@@ -1,4 +1,5 @@
-"""The ``/health`` JSON document: the registry's snapshots summed up by status and provider.
+"""The ``/health`` JSON document (the registry's snapshots summed up by status and provider) and the
+model entry of ``/health/models`` that the status page's document extends.
 
 Presentation, so it lives beside the ASGI app that serves it (``asgi.py``), not in the engine;
 ``HealthRegistry.summary()`` is its documented entry point (docs/health-endpoint.md).
@@ -23,6 +24,36 @@ _COUNTED = (
     HealthStatus.STALE,
     HealthStatus.UNKNOWN,
 )
+
+
+def iso(epoch_s: float | None) -> str | None:
+    if epoch_s is None:
+        return None
+    return datetime.fromtimestamp(epoch_s, tz=UTC).isoformat()
+
+
+def model_detail(state: ModelHealthState) -> dict[str, Any]:
+    """One entry of ``GET /health/models``."""
+    error = state.last_error
+    return {
+        "provider": state.key.provider,
+        "model": state.key.model,
+        "gateway": state.key.gateway,
+        "status": state.status.value,
+        "breaker_state": state.breaker_state.value,
+        "success_rate": state.success_rate,
+        "calls_in_window": state.calls_in_window,
+        "failures_in_window": state.failures_in_window,
+        "consecutive_failures": state.consecutive_failures,
+        "last_outcome": None if state.last_outcome is None else state.last_outcome.value,
+        "last_outcome_at": iso(state.last_outcome_at),
+        "last_error_type": None if error is None else error.error_type,
+        "last_failure_at": iso(state.last_failure_at),
+        "open_until": iso(state.open_until),
+        "rate_limited_until": iso(state.rate_limited_until),
+        "latency_p50_s": state.latency_p50_s,
+        "latency_p95_s": state.latency_p95_s,
+    }
 
 
 class HealthSource(Protocol):

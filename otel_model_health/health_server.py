@@ -1,10 +1,10 @@
 """``HealthServer``: an ASGI app (``health_asgi_app``) served from a daemon thread by the standard library.
 
 A zero-code app (``opentelemetry-instrument python app.py``) has no web framework to mount ``/health`` in,
-so ``MODEL_HEALTH_HTTP_PORT`` makes ``configure()`` start one of these. ``http.server`` keeps it free of
-dependencies. It answers one request at a time on one thread, with one event loop owned by that thread: a
-health check is a small JSON document read from memory, so concurrency buys nothing, and a thread per
-request would be a thread the app never asked for.
+so ``MODEL_HEALTH_HTTP_PORT`` makes ``configure()`` start one of these; the demo serves its status page
+with one too. ``http.server`` keeps it free of dependencies. Each connection gets a daemon thread and
+each request runs the app to completion on its own event loop: a health checker or a browser holding a
+connection open (or a slow client) must not stop the others from being answered.
 
 The adapter is generic ASGI 3 (scope, ``http.request`` in, ``http.response.start`` / ``body`` out), so
 whatever the ASGI app serves (the status page too, later) is served here unchanged.
@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from collections.abc import Awaitable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -27,11 +28,15 @@ logger: Final = logging.getLogger("otel_model_health")
 _MAX_BODY: Final = 64 * 1024  # /health takes no body; a larger one is not read
 
 
-class _Server(HTTPServer):
+class _Server(ThreadingHTTPServer):
     app: ASGIApp
-    loop: asyncio.AbstractEventLoop | None = None
-    # Socket options: a restart must not wait out TIME_WAIT on the port it just used.
+    daemon_threads = True  # a connection still open never holds up the app's exit
+    # A restart must not wait out TIME_WAIT on the port it just used.
     allow_reuse_address = True
+
+
+async def _complete(awaitable: Awaitable[None]) -> None:
+    await awaitable  # asyncio.run takes a coroutine; an ASGI app returns any awaitable
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -85,10 +90,7 @@ class _Handler(BaseHTTPRequestHandler):
                 chunks.append(bytes(message.get("body") or b""))
 
         try:
-            loop = self.server.loop
-            if loop is None:
-                loop = self.server.loop = asyncio.new_event_loop()
-            loop.run_until_complete(self.server.app(scope, receive, send))
+            asyncio.run(_complete(self.server.app(scope, receive, send)))
         except Exception:
             report_internal_error("health_server")
             status, headers, chunks = 500, [(b"content-type", b"text/plain")], [b"internal error"]
@@ -109,28 +111,32 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class HealthServer:
-    """Serves ``app`` on ``host:port`` from a daemon thread once ``start()`` is called."""
+    """Serves ``app`` on ``host:port`` from a daemon thread once ``start()`` is called. ``setting``: what
+    chose the address, named when it cannot be bound."""
 
-    def __init__(self, app: ASGIApp, host: str, port: int) -> None:
+    def __init__(
+        self, app: ASGIApp, host: str = "127.0.0.1", port: int = 0, *, setting: str = "MODEL_HEALTH_HTTP_PORT"
+    ) -> None:
         self._app = app
         self._host = host
         self._port = port
+        self._setting = setting
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
-    def start(self) -> HealthServer:
+    def start(self, thread_name: str = "model-health-http") -> HealthServer:
         """Bind and serve; an address that cannot be bound raises ``OSError`` naming it."""
         try:
             server = _Server((self._host, self._port), _Handler)
         except OSError as exc:
             raise OSError(
                 exc.errno,
-                f"cannot serve /health on {self._host}:{self._port} (MODEL_HEALTH_HTTP_PORT): {exc}",
+                f"cannot serve on {self._host}:{self._port} ({self._setting}): {exc}",
             ) from exc
         server.app = self._app
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.5}, name="model-health-http", daemon=True
+            target=server.serve_forever, kwargs={"poll_interval": 0.5}, name=thread_name, daemon=True
         )
         self._thread.start()
         logger.info("serving /health on %s", self.url)
@@ -154,5 +160,3 @@ class HealthServer:
         thread = self._thread
         if thread is not None:
             thread.join(5)
-        if server.loop is not None:
-            server.loop.close()

@@ -374,3 +374,55 @@ def parse_dsn(source: str, raw: str) -> str | None:
             f"{source} must look like https://<public_key>@<host>/<project_id>, got {raw!r}"
         )
     return dsn
+
+
+# --- the fleet store --------------------------------------------------------------------------------------
+
+REDIS_SCHEMES: Final = ("redis", "rediss", "unix")
+
+
+def check_redis_url(source: str, url: object) -> str:
+    """The URL, or ``ConfigurationError`` naming ``source`` and the URL (without its password)."""
+    if not isinstance(url, str) or not url.strip():
+        raise ConfigurationError(f"{source} must be a redis://, rediss:// or unix:// URL, got {url!r}")
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises on a bad port
+    except ValueError as exc:
+        raise ConfigurationError(f"{source} is not a valid URL: {redact_url(url)!r} ({exc})") from None
+    if parts.scheme not in REDIS_SCHEMES:
+        raise ConfigurationError(
+            f"{source} must be a redis://, rediss:// or unix:// URL, got {redact_url(url)!r}"
+        )
+    if parts.scheme == "unix" and not parts.path:
+        raise ConfigurationError(f"{source}: a unix:// URL needs a socket path, got {redact_url(url)!r}")
+    if parts.scheme != "unix" and (not parts.hostname or port == 0):
+        raise ConfigurationError(f"{source}: {redact_url(url)!r} has no host")
+    return url
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, for logs and errors."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return parts._replace(netloc=f"{user}:***@{netloc}").geturl()
+
+
+def check_store(source: str, value: object) -> object:
+    """A Redis URL (checked), or a store object passed as is (``RedisStore``: it checked its own URL)."""
+    if isinstance(value, str):
+        return check_redis_url(source, value)
+    if hasattr(value, "bind") and hasattr(value, "url"):
+        return value
+    raise ConfigurationError(f"{source} must be a Redis URL or a RedisStore, got {value!r}")
+
+
+def parse_redis_url(source: str, raw: str) -> str | None:
+    return check_redis_url(source, raw) if raw.strip() else None

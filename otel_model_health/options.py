@@ -21,6 +21,7 @@ from . import option_values as v
 if TYPE_CHECKING:
     from opentelemetry import metrics, trace
 
+    from .health.fleet import RedisStore
     from .health.types import BreakerConfig
     from .outcomes import CallClassifier
     from .slo.definition import SLO
@@ -187,6 +188,16 @@ class Options:
         "evicted (counted in `model_health.registry.evictions`).",
         default="`500`",
         check=v.check_max_keys,
+    )
+    store: RedisStore | str | None = _option(
+        "Health",
+        "Share health with every process that uses the same Redis or Valkey: a `redis://`, `rediss://` or "
+        "`unix://` URL, or a `RedisStore` (its prefix and timeouts). Keys are under "
+        "`model_health:{service.name}:`. Needs `otel_model_health[redis]`. See docs/fleet.md.",
+        default="none: each process on its own",
+        env="MODEL_HEALTH_REDIS_URL",
+        check=v.check_store,
+        parse=v.parse_redis_url,
     )
     slos: Iterable[SLO | Mapping[str, Any]] | str | None = _option(
         "Health",

@@ -90,6 +90,7 @@ class Settings:
     metric_export_interval_s: float = DEFAULT_METRIC_EXPORT_INTERVAL_S
     breaker: BreakerConfig = field(default_factory=BreakerConfig)
     max_keys: int = DEFAULT_MAX_KEYS
+    store: Any = None  # a Redis URL or a RedisStore: health shared by the fleet (docs/fleet.md)
     slos: tuple[SLO, ...] = ()
     capture_content: bool | None = None
     health_http_port: int | None = None  # None: no /health server

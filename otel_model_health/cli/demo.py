@@ -55,6 +55,14 @@ def add_parser(subparsers: Any) -> None:
         "(default: a file in the temp directory)",
     )
     parser.add_argument("--plain", action="store_true", help="plain lines, no live table (default off a TTY)")
+    parser.add_argument(
+        "--ui-port",
+        type=int,
+        default=0,
+        metavar="PORT",
+        help="serve the status page (/health/ui) on 127.0.0.1:PORT while the demo runs (default: a free "
+        "port; -1: no page)",
+    )
     parser.set_defaults(run=run_demo)
 
 
@@ -83,12 +91,20 @@ def run_demo(args: argparse.Namespace) -> int:
     duration = args.duration if args.duration is not None else scenario.duration_s
     display = Display(live=use_live_output(sys.stdout, plain=args.plain))
     with _sigterm_as_interrupt():
-        return _Demo(scenario, duration, display, args.telemetry_file).run()
+        return _Demo(scenario, duration, display, args.telemetry_file, args.ui_port).run()
 
 
 class _Demo:
-    def __init__(self, scenario: Scenario, duration: float, display: Display, telemetry_file: str | None):
+    def __init__(
+        self,
+        scenario: Scenario,
+        duration: float,
+        display: Display,
+        telemetry_file: str | None,
+        ui_port: int = -1,
+    ):
         self.scenario = scenario
+        self.ui_port = ui_port
         self.duration = duration
         self.display = display
         self.telemetry_file = telemetry_file
@@ -128,7 +144,11 @@ class _Demo:
             provider.stop()
             return usage_error("demo", exc)
         registry = telemetry.handle.registry
+        page = self._status_page(telemetry)
         self._intro(provider.base_url, telemetry.where, telemetry.sentry)
+        if page is not None:
+            display.print(f"Status page: {page.url}  (live while the demo runs)")
+            display.print()
 
         self.t0_wall, self.t0 = time.time(), time.monotonic()
         log = IncidentLog(t0_wall=self.t0_wall, emit=display.log)
@@ -162,6 +182,8 @@ class _Demo:
             display.refresh(final_rows, self._header(end), force_table=True)
             display.finish()
             unsubscribe()
+            if page is not None:
+                page.stop()
             telemetry.shutdown()
 
         display.print()
@@ -191,6 +213,21 @@ class _Demo:
         else:
             display.print(telemetry.sentry)
         return EXIT_INTERRUPTED if interrupted else 0
+
+    def _status_page(self, telemetry: Any) -> Any:
+        """The status page on 127.0.0.1, linked to the demo's Sentry events; None with ``--ui-port -1``."""
+        if self.ui_port < 0:
+            return None
+        from ..asgi import health_asgi_app
+        from .page_server import PageServer
+
+        handle = telemetry.handle
+        app = health_asgi_app(
+            handle.registry,
+            sentry=telemetry.sentry_bridge,
+            trace_url_template=handle.settings.trace_url_template,
+        )
+        return PageServer(app, self.ui_port).start()
 
     def _probe_monitor(self, registry: Any, provider: Any) -> Any:
         from ..probes import AnthropicProbe, HealthMonitor, OpenAIProbe

@@ -64,6 +64,11 @@ class DemoTelemetry:
     _sentry_bridge: Any
     _sentry_client_ours: bool
 
+    @property
+    def sentry_bridge(self) -> Any:
+        """The bridge sending (SENTRY_DSN) or printing the demo's Sentry events, if any."""
+        return self.handle.sentry_bridge or self._sentry_bridge
+
     def shutdown(self) -> None:
         """Flush and stop everything the demo started: bridge, providers, file. Joins their threads."""
         bridge = self._sentry_bridge

@@ -276,6 +276,26 @@ class Breaker:
             self.entered[1] -= 1  # re-arming an open breaker is not a new entry into OPEN
         return not was_open
 
+    def follow_open(self, open_until: float, level: int) -> bool:
+        """Take an opening decided elsewhere (a fleet store's record): OPEN until ``open_until`` at backoff
+        ``level``. True when this entered OPEN (it was CLOSED or HALF_OPEN)."""
+        entered = self.state is not OPEN
+        self.state = OPEN
+        self.open_until = open_until
+        self.level = max(0, min(int(level), self._level_cap))
+        if entered:
+            self.trials_done = 0
+            self._drop_permits()
+            self.entered[1] += 1
+        return entered
+
+    def follow_close(self, now: float) -> bool:
+        """Take a recovery decided elsewhere. True when the state changed (it was not CLOSED)."""
+        if self.state is CLOSED:
+            return False
+        self._close(now)
+        return True
+
     def reset(self, now: float) -> bool:
         """Back to a fresh CLOSED breaker (backoff level 0). Returns True when the state changed."""
         changed = self.state is not CLOSED

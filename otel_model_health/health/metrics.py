@@ -8,6 +8,7 @@ internal error and the instrument reports nothing for that collection.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import TYPE_CHECKING, Final
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
@@ -18,6 +19,7 @@ from .types import BreakerState, ModelHealthState
 
 if TYPE_CHECKING:
     from ..slo.status import SloStatus
+    from .fleet import RedisStore
     from .registry import HealthRegistry
 
 _STATES: Final = (BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN)
@@ -88,6 +90,34 @@ class HealthMetrics:
             description="Errors inside otel_model_health's own telemetry code, swallowed.",
         )
 
+        fleet = registry.fleet
+        if fleet is not None:
+            for name, attribute, unit, description in (
+                (
+                    semconv.METRIC_MH_STORE_ERRORS,
+                    "errors",
+                    "{error}",
+                    "Failed Redis operations of the fleet store.",
+                ),
+                (
+                    semconv.METRIC_MH_STORE_DROPPED,
+                    "dropped",
+                    "{outcome}",
+                    "Outcomes not shared with the fleet (queue full, or Redis unreachable).",
+                ),
+                (
+                    semconv.METRIC_MH_STORE_IGNORED,
+                    "ignored",
+                    "{value}",
+                    "Foreign or malformed values under the fleet store's prefix, ignored.",
+                ),
+            ):
+                meter.create_observable_counter(
+                    name,
+                    callbacks=[self._guard(name, partial(_store_count, fleet, attribute))],
+                    unit=unit,
+                    description=description,
+                )
         self.slow_call_rate = meter.create_observable_gauge(
             semconv.METRIC_MH_SLOW_CALL_RATE,
             callbacks=[self._guard("slow_call_rate", self._slow_call_rate)],
@@ -199,6 +229,10 @@ class HealthMetrics:
 
     def _internal_errors(self) -> Iterable[Observation]:
         yield Observation(internal_error_count())
+
+
+def _store_count(fleet: RedisStore, attribute: str) -> Iterable[Observation]:
+    yield Observation(int(getattr(fleet, attribute)))
 
 
 def register_health_metrics(registry: HealthRegistry, meter: Meter) -> HealthMetrics:

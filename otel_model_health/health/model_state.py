@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final, NamedTuple, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, NamedTuple, TypeAlias
 
 from .. import semconv
 from ..keys import ModelKey
 from ..outcomes import MODEL_NOT_FOUND, Classification, Outcome, not_the_models_failure
 from ..redact import MAX_MESSAGE_LENGTH, scrub
 from .breaker import CLOSED, HALF_OPEN, OPEN, Breaker, RandomSource
+from .recent import bucket_end, close_buckets, new_ring
 from .types import (
     BreakerConfig,
     BreakerState,
@@ -120,10 +121,15 @@ class ModelState:
         "last_outcome",
         "last_outcome_at",
         "rate_limited_until",
+        "recent",
+        "recent_bad",
+        "recent_edge",
+        "recent_good",
         "slo",
         "slow_call_s",
         "slow_degraded",
         "slow_first_chunk_s",
+        "timeline",
         "totals",
     )
 
@@ -149,6 +155,12 @@ class ModelState:
         self.incident_start = 0.0
         self.incident_failed = 0
         self.slo: KeySlos | None = None  # the key's SLO series (the registry's), None when none match
+        # The status page's recent past (recent.py), always on: per-bucket counts, the totals at the
+        # current bucket's start and its end (a record compares ``now`` with it); the incident steps.
+        self.recent = new_ring()
+        self.recent_good = self.recent_bad = 0
+        self.recent_edge = bucket_end(now)
+        self.timeline: tuple[Any, ...] | None = None  # flat: see recent.note
         # Slow calls: thresholds (inf: off) and whether the window's slow share has the model degraded.
         self.slow_call_s = config.slow_call_duration_s or math.inf
         self.slow_first_chunk_s = config.slow_first_chunk_s or math.inf
@@ -160,6 +172,8 @@ class ModelState:
         outcome = result.outcome
         breaker = self.breaker
         state = breaker.state
+        if now >= self.recent_edge:  # a bucket ended: close it before this call counts
+            close_buckets(self, now)
         # Two shortcuts skip the clock step and the status computation of the general path, for the
         # outcomes that can change nothing (tests/health/test_fast_paths.py proves them equal to it):
         if (
@@ -244,6 +258,11 @@ class ModelState:
         self.totals_for(operation)[OUTCOME_INDEX[outcome]] += 1
         self.advance(now, emit)
         self.breaker.on_other(started_at)
+
+    def good_and_bad(self) -> tuple[int, int]:
+        """Successes and failures since the key was first seen, all operations."""
+        totals = self.totals.values()
+        return sum(c[_I_SUCCESS] for c in totals), sum(c[_I_FAILURE] for c in totals)
 
     # --- slow calls -----------------------------------------------------------------------------
     def _is_slow(self, result: CallResult) -> bool:
@@ -343,6 +362,46 @@ class ModelState:
         if changed or self.in_incident:
             emit(self._recover(before_state, before_status, now))
         self._check_slow(now, emit, before_state, before_status)
+
+    # --- a fleet's decisions -----------------------------------------------------------------------
+    def record_remote(self, result: CallResult, now: float, emit: Emit) -> None:
+        """Another process's outcome (a fleet store): counted and judged as ours are, a trial included,
+        but it returns none of this process's half-open permits: those stand for calls made here."""
+        breaker = self.breaker
+        period = breaker.period
+        mine = breaker.permits
+        breaker.permits = []
+        try:
+            self.record(result, now, emit)
+        finally:
+            if breaker.state is HALF_OPEN and breaker.period == period:
+                breaker.permits = mine + breaker.permits
+            else:  # the period ended: as ``_drop_permits`` would have done
+                for permit in mine:
+                    permit._owner = None
+
+    def adopt(self, kind: TransitionKind, open_until: float, level: int, now: float, emit: Emit) -> None:
+        """Follow a transition another process won (a fleet store, docs/fleet.md): the breaker and the
+        incident take its result, and each change that makes here is emitted as a step. The rules that
+        decided it are this class's own, run in the winning process."""
+        self.advance(now, emit)
+        breaker = self.breaker
+        before_state = breaker.state
+        before_status = self.status(now)
+        if kind is TransitionKind.FIRST_FAILURE:
+            # Only with a failure of its own in the window: an incident without one would "clear" at once
+            # (``_incident_cleared``) and this process would propose a recovery nobody saw.
+            if not self.in_incident and breaker.window.failures:
+                self._start_incident(now, failed=0)
+                emit(Step(kind, before_state, before_state, before_status))
+        elif kind is TransitionKind.BREAKER_OPENED or kind is TransitionKind.HALF_OPEN_FAILED:
+            if not self.in_incident:
+                self._start_incident(now, failed=0)
+            self.incident_opened = True
+            if breaker.follow_open(open_until, level):
+                emit(Step(kind, before_state, OPEN, before_status))
+        elif kind is TransitionKind.RECOVERED and (breaker.follow_close(now) or self.in_incident):
+            emit(self._recover(before_state, before_status, now))
 
     # --- reading ---------------------------------------------------------------------------------
     def snapshot(self, now: float, wall: Callable[[float], float]) -> ModelHealthState:

@@ -1,7 +1,8 @@
 """HealthRegistry: the per-model state machines behind one lock, their transitions, and routing.
 
-(About 500 lines, most of them the public API's docstrings: reads, routing, manual control and the
-keyword form of ``record``. The decisions are in ``model_state``, ``outages``; containers in ``store``.)
+(About 600 lines, most of them the public API's docstrings: reads, routing, manual control and the
+keyword form of ``record``, and the fleet store's hooks (about 90 lines, at the end). The decisions are
+in ``model_state``, ``outages``; containers in ``store``; the Redis side in ``fleet/``.)
 
 The rules live in ``ModelState`` (one per key) and the containers in a ``HealthStore``; the registry
 serialises access, feeds each state the clock, turns the steps a state emits into ``HealthTransition``
@@ -23,7 +24,8 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Final
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from opentelemetry.trace import SpanContext
 
@@ -36,9 +38,10 @@ from ..slo.status import SloStatus, series_status
 from ..slo.tracker import AlertChange, compile_slos, evaluate_all, track
 from . import admission
 from .admission import Choice, Refusal
-from .breaker import CLOSED, Permit, RandomSource
+from .breaker import CLOSED, HALF_OPEN, Permit, RandomSource
 from .dispatch import Dispatcher
 from .model_state import UNHEALTHY, ModelState, Step, callers_mistake
+from .recent import TIMELINE_KINDS, Recent, note, read_recent
 from .store import HealthStore, MemoryStore, Unattributed
 from .transitions import slo_transition, transition
 from .types import (
@@ -50,10 +53,15 @@ from .types import (
     TransitionKind,
 )
 
+if TYPE_CHECKING:
+    from .fleet import RedisStore
+    from .fleet.codec import FleetRecord, RemoteOutcome
+
 _SUCCESS: Final = Outcome.SUCCESS
 _OPENED: Final = frozenset({TransitionKind.BREAKER_OPENED, TransitionKind.HALF_OPEN_FAILED})
 
 _new_tuple: Final = tuple.__new__
+_T = TypeVar("_T")
 
 # Registries alive in this process, so a forked child can give each fresh locks.
 _REGISTRIES: Final[weakref.WeakSet[HealthRegistry]] = weakref.WeakSet()
@@ -79,7 +87,10 @@ class HealthRegistry:
         wall_clock: Callable[[], float] = time.time,
         random: RandomSource | None = None,
         slos: Sequence[SLO] = (),
+        store: RedisStore | str | None = None,
     ) -> None:
+        """``store``: None keeps health in this process; a ``RedisStore`` (or its URL) shares it with every
+        process using the same Redis and prefix (docs/fleet.md)."""
         self.config = config if config is not None else BreakerConfig()
         self.max_keys = max(1, int(max_keys))
         self._clock = clock
@@ -96,8 +107,18 @@ class HealthRegistry:
                 state.slo = track(plans, key, now)
             return state
 
-        self._store: HealthStore = MemoryStore(self.max_keys, new_state)
         self._lock = threading.Lock()
+        self._fleet: RedisStore | None = None
+        self._remote_section = False  # the current locked section follows the fleet: its steps are remote
+        if isinstance(store, str):
+            from .fleet import RedisStore  # noqa: PLC0415 (the fleet package loads only when used)
+
+            store = RedisStore(store)
+        if store is None:
+            self._store: HealthStore = MemoryStore(self.max_keys, new_state)
+        else:
+            self._fleet = store
+            self._store = store
         self._dispatcher = Dispatcher()
         # Transitions of the current locked section; queued for delivery before the lock is released.
         self._scratch: list[HealthTransition] = []
@@ -112,6 +133,13 @@ class HealthRegistry:
         # it too high, which costs a look, never a wrong answer).
         self._outages = 0
         _REGISTRIES.add(self)
+        if self._fleet is not None:
+            self._fleet.bind(self, self.max_keys, new_state, self.config.stale_after_s)
+
+    @property
+    def fleet(self) -> RedisStore | None:
+        """The fleet store, when health is shared (docs/fleet.md); None for this process only."""
+        return self._fleet
 
     # --- clocks ------------------------------------------------------------------------------
     def now(self) -> float:
@@ -145,6 +173,8 @@ class HealthRegistry:
     def _section(self) -> Iterator[None]:
         """A locked section: transitions it caused are published in order and delivered after the lock
         is released."""
+        if self._fleet is not None and not self._fleet.started:
+            self._fleet.ensure_started()  # after a fork: this process's own flusher and subscriber
         try:
             with self._lock:
                 try:
@@ -214,6 +244,8 @@ class HealthRegistry:
                                 series.record(result, now, self._slo_bound)
                         if self._outages:
                             self._after_step(state, now, result.span_context, result.health_operation)
+                        if self._fleet is not None:
+                            self._fleet.queue(key, result, now)
                 finally:
                     self._publish()
             if self._dispatcher.pending:
@@ -226,8 +258,15 @@ class HealthRegistry:
         self._offset = None
         scratch = self._scratch
         if scratch:
-            self._dispatcher.enqueue(scratch)
+            fleet = self._fleet
+            if fleet is None:
+                self._dispatcher.enqueue(scratch)
+            elif self._remote_section:
+                self._dispatcher.enqueue([replace(t, remote=True) for t in scratch])
+            else:
+                self._dispatcher.enqueue(fleet.hold(scratch))  # breaker steps wait for Redis's verdict
             scratch.clear()
+        self._remote_section = False
 
     def _count_callers_mistake(self, key: ModelKey, result: CallResult, outcome: Outcome, now: float) -> None:
         """Counted and visible in metrics; no window, incident, status or LRU touch, no new key."""
@@ -300,18 +339,19 @@ class HealthRegistry:
         provider: str | None = None,
         provider_models: tuple[ModelKey, ...] = (),
     ) -> None:
-        self._scratch.append(
-            transition(
-                state,
-                step,
-                now,
-                self._wall,
-                span_context,
-                operation,
-                provider=provider,
-                provider_models=provider_models,
-            )
+        change = transition(
+            state,
+            step,
+            now,
+            self._wall,
+            span_context,
+            operation,
+            provider=provider,
+            provider_models=provider_models,
         )
+        self._scratch.append(change)
+        if provider is None and change.kind in TIMELINE_KINDS:
+            state.timeline = note(state.timeline, change)
 
     def _slo_alert_in_context(self, change: AlertChange) -> None:
         """An SLO alert started or resolved during a record or a read (``_context_state``)."""
@@ -368,19 +408,33 @@ class HealthRegistry:
             self._advance(state, now)
             return state.snapshot(now, self._wall)
 
-    def snapshot(self) -> list[ModelHealthState]:
-        """Every tracked model, sorted by (provider, model, gateway)."""
+    def _read_each(self, read: Callable[[ModelState, float], _T]) -> list[_T]:
+        """``read(state, now)`` of every tracked model, each after its clock step."""
         with self._lock:
             states = self._store.states()
-        snapshots: list[ModelHealthState] = []
+        found: list[_T] = []
         for state in states:
             # One state per locked section: records of other threads interleave.
             with self._section():
                 now = self._clock()
                 self._advance(state, now)
-                snapshots.append(state.snapshot(now, self._wall))
+                found.append(read(state, now))
+        return found
+
+    def snapshot(self) -> list[ModelHealthState]:
+        """Every tracked model, sorted by (provider, model, gateway)."""
+        snapshots = self._read_each(lambda state, now: state.snapshot(now, self._wall))
         snapshots.sort(key=lambda s: (s.key.provider, s.key.model, s.key.gateway))
         return snapshots
+
+    def recent(self) -> list[tuple[ModelHealthState, Recent]]:
+        """Every tracked model's snapshot with its last hour per minute and its incident timeline (the
+        status page's read, docs/health-endpoint.md), sorted like ``snapshot()``."""
+        found = self._read_each(
+            lambda state, now: (state.snapshot(now, self._wall), read_recent(state, now, self._wall))
+        )
+        found.sort(key=lambda pair: (pair[0].key.provider, pair[0].key.model, pair[0].key.gateway))
+        return found
 
     def slo_statuses(self) -> list[SloStatus]:
         """Every (model, SLO) series: burn rate per window, budget left, active alerts (docs/slo.md)."""
@@ -457,7 +511,23 @@ class HealthRegistry:
             breaker = state.breaker
             if breaker.state is CLOSED:
                 return None
-            return breaker.hand_out_permit(key, now, self._release_permit)
+            fleet = self._fleet
+            if fleet is None:
+                return breaker.hand_out_permit(key, now, self._release_permit)
+            release = _FleetRelease(self, fleet, fleet.versions.get(key, 0))
+            permit = breaker.hand_out_permit(key, now, release)
+        return None if permit is None else self._fleet_slot(key, permit, release)
+
+    def _fleet_slot(self, key: ModelKey, permit: Permit, release: _FleetRelease) -> Permit | Refusal:
+        """A HALF_OPEN permit's fleet-wide slot, taken outside the lock (a Redis round trip): without an
+        answer from Redis the local permit stands; with no slot left in the fleet, a refusal."""
+        member = release.fleet.acquire_permit(key, self.config.permit_expiry_s, self.config.half_open_trials)
+        if member is False:
+            permit.release()
+            return Refusal(key, HALF_OPEN, admission.TRIALS_BUSY, None)
+        if isinstance(member, str):
+            release.member = member
+        return permit
 
     def choose(self, candidates: Iterable[ModelKey]) -> Choice:
         """The first of ``candidates`` (in order of preference) that may be called now: OPEN, rate-limited
@@ -527,6 +597,55 @@ class HealthRegistry:
         with self._lock:
             return [state.key for state in self._store.states()]
 
+    # --- the fleet store's side (docs/fleet.md); called from its threads, never with the lock held ----------
+    def fleet_apply(self, outcomes: Sequence[RemoteOutcome]) -> None:
+        """Other processes' outcomes, applied to this process's states at the time they were recorded
+        (never later than now). Transitions they cause here go to Redis to be arbitrated like our own."""
+        with self._section():
+            store = self._store
+            for item in outcomes:
+                now = min(self._clock(), self.to_monotonic(item.at))
+                result = item.result
+                state = store.admit(item.key, now)
+                self._context_state = state
+                self._context_result = result
+                self._context_now = now
+                state.record_remote(result, now, self._emit_bound)
+                if self._outages:
+                    self._after_step(state, now, None, result.health_operation)
+
+    def fleet_adopt(self, key: ModelKey, record: FleetRecord) -> None:
+        """Follow a transition another process won (or a record read on reconnect); the steps this makes
+        here are delivered as remote."""
+        fleet = self._fleet
+        if fleet is None:
+            return
+        with self._section():
+            now = self._clock()
+            state = self._store.lookup(key) or self._store.admit(key, now)
+            fleet.versions[key] = record.version
+            state.adopt(
+                record.transition_kind(),
+                self.to_monotonic(record.open_until),
+                record.level,
+                now,
+                self._emitter(state, now, None, state.last_operation),
+            )
+            self._after_step(state, now, None, state.last_operation)
+            self._remote_section = True
+
+    def fleet_deliver(self, transitions: Sequence[HealthTransition]) -> None:
+        """Transitions Redis arbitrated (or that could not reach it), to this process's listeners."""
+        with self._lock:
+            self._dispatcher.enqueue(transitions)
+        if self._dispatcher.pending:
+            self._dispatcher.deliver()
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Flush a fleet store's queue and stop its threads (a no-op for the in-memory store)."""
+        if self._fleet is not None:
+            self._fleet.close(timeout)
+
     def _reinit_locks(self) -> None:
         # After fork() only the forking thread exists in the child; a lock some other parent thread
         # held would stay locked forever. State guarded by it is O(1)-consistent enough to go on with.
@@ -534,3 +653,20 @@ class HealthRegistry:
         self._dispatcher.after_fork_in_child()
         self._scratch = []
         self._offset = None
+
+
+class _FleetRelease:
+    """A half-open permit's owner under a fleet store: the local slot, and the fleet slot once granted."""
+
+    __slots__ = ("fleet", "member", "period", "registry")
+
+    def __init__(self, registry: HealthRegistry, fleet: RedisStore, period: int) -> None:
+        self.registry = registry
+        self.fleet = fleet
+        self.period = period
+        self.member: str | None = None
+
+    def __call__(self, permit: Permit) -> None:
+        self.registry._release_permit(permit)
+        if self.member is not None:
+            self.fleet.release_permit(permit.key, self.period, self.member)

@@ -198,6 +198,9 @@ class HealthTransition:
     # PROVIDER_OUTAGE / PROVIDER_RECOVERED: the provider and its models at the time.
     provider: str | None = None
     provider_models: tuple[ModelKey, ...] = field(default=())
+    # A fleet store (docs/fleet.md): True when another process won this transition (or the change was
+    # learned from the fleet), so incident listeners such as the Sentry bridge leave the report to it.
+    remote: bool = False
     # SLO_ALERT_STARTED / SLO_ALERT_RESOLVED: the alert, its SLO and the burn rates of the moment.
     slo_alert: SloAlert | None = None
 

@@ -93,6 +93,8 @@ class SentryBridge:
         self._in_incident: dict[ModelKey, None] = {}
         self._first_failure_at: dict[ModelKey, float] = {}
         self._in_outage: set[str] = set()
+        # The event sent for each incident step, for the status page's links: (key, kind, at) -> id.
+        self._event_ids: dict[tuple[ModelKey, TransitionKind, float], str] = {}
         self._init_runtime()
         ref = weakref.ref(self)
         os.register_at_fork(after_in_child=lambda: _call_if_alive(ref, "_after_fork_in_child"))
@@ -120,6 +122,10 @@ class SentryBridge:
     def captured(self) -> int:
         """Events handed to the SDK and accepted (an event id came back)."""
         return self._captured
+
+    def event_id(self, key: ModelKey, kind: TransitionKind, at: float) -> str | None:
+        """The id of the event sent for the transition ``(key, kind, at)``, if one was (recent ones)."""
+        return self._event_ids.get((key, kind, at))
 
     def attach(self, registry: Subscribable) -> SentryBridge:
         """Subscribe to ``registry``'s transitions; returns self."""
@@ -229,7 +235,7 @@ class SentryBridge:
                 if provider in self._in_outage:
                     return None
                 self._in_outage.add(provider)
-                return events.BASE_LEVELS[kind]
+                return None if transition.remote else events.BASE_LEVELS[kind]
             if kind is TransitionKind.PROVIDER_RECOVERED:
                 self._in_outage.discard(events.outage_provider(transition))
                 return None
@@ -254,6 +260,8 @@ class SentryBridge:
                 self._mark_incident(key)
             else:
                 return None  # half_open and anything unknown: not an incident step worth an alert
+        if transition.remote:
+            return None  # another process of the fleet won it and reports it (docs/fleet.md)
         level = events.BASE_LEVELS[kind]
         return events.escalate(level) if self._is_critical(key) else level
 
@@ -322,6 +330,11 @@ class SentryBridge:
             return
         with self._cond:
             self._captured += 1
+        transition = job.transition
+        ids = self._event_ids  # written by this worker only; read by the page (a dict read is atomic)
+        ids[(transition.key, transition.kind, transition.at)] = str(event_id)
+        if len(ids) > MAX_TRACKED_KEYS:
+            del ids[next(iter(ids))]
         with guarded("sentry.bridge.incident_span"):
             self._emit_incident_span(job.transition, str(event_id))
 

@@ -35,3 +35,5 @@ def test_health_endpoint_example(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert "GET /ops/health -> 200" in out
     assert '"breaker_state": "open"' in out
+    # the status page's document: unhealthy first is the page's order; the document is by key
+    assert "GET /ops/health/ui/data -> 200 (version 1, 2 models, first: claude-haiku-4-5)" in out

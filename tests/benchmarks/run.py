@@ -13,6 +13,7 @@ from typing import Final
 from .bench_bodies import bench_bodies
 from .bench_calls import bench_decorator, bench_health, bench_scale
 from .bench_enforcement import bench_enforcement
+from .bench_fleet import bench_fleet
 from .bench_slo import bench_slo
 from .bench_transport import bench_concurrency, bench_streams, bench_transport
 from .bench_zerocode import bench_zerocode
@@ -216,6 +217,7 @@ SECTIONS: Final = (
     "zerocode",
     "enforcement",
     "slo",
+    "fleet",
 )
 
 
@@ -256,6 +258,9 @@ def run(scale: Scale, only: Sequence[str]) -> Results:
         if "enforcement" in only:
             _progress("8. enforcement")
             results.extend(bench_enforcement(scale, providers))
+        if "fleet" in only:
+            _progress("10. fleet store (Redis)")
+            results.extend(bench_fleet(scale))
         _profile(results, scale)
     finally:
         providers.shutdown()

@@ -38,3 +38,14 @@ def run_cli(
         env={**clean_env(), **(env or {})},
         check=False,
     )
+
+
+def start_cli(args: Sequence[str]) -> subprocess.Popen[str]:
+    """``otel-model-health ARGS`` started in a subprocess (clean environment), its output in pipes."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "otel_model_health.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )

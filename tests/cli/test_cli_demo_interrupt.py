@@ -3,35 +3,18 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from cli_helpers import clean_env
+from cli_helpers import start_cli
 
 pytestmark = pytest.mark.integration  # runs a subprocess
 
 
 def test_ctrl_c_ends_cleanly_with_the_summary(tmp_path: Path) -> None:
     telemetry = tmp_path / "telemetry.jsonl"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "otel_model_health.cli",
-            "demo",
-            "--duration",
-            "60",
-            "--telemetry-file",
-            str(telemetry),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=clean_env(),
-    )
+    process = start_cli(["demo", "--duration", "60", "--telemetry-file", str(telemetry)])
     try:
         assert process.stdout is not None
         # Wait until the traffic runs (the schedule is printed just before it starts).

@@ -36,6 +36,7 @@ SAMPLES: dict[str, tuple[Any, str | None]] = {
     "metric_export_interval_s": (2.5, "2500"),
     "breaker": ({"open_wait_s": 5.0}, "open_wait_s=5"),
     "max_keys": (7, None),
+    "store": ("redis://127.0.0.1:6390/0", "redis://127.0.0.1:6390/0"),
     "slos": (str(EXAMPLE_SLOS), str(EXAMPLE_SLOS)),
     "capture_content": (True, None),
     "health_http_port": (8081, " 8081 "),
