@@ -15,7 +15,7 @@ from ._version import __version__
 # Imported eagerly on purpose: the submodule `configure` has the same name as the function, and a lazy
 # import would leave the package attribute `configure` pointing at the module. configure.py imports only
 # core dependencies (opentelemetry-api), so this stays cheap.
-from .configure import configure
+from .configure import configure, current
 from .handle import ModelHealth
 from .settings import ConfigurationError
 
@@ -91,6 +91,7 @@ __all__ = [
     "acall_with_fallback",
     "call_with_fallback",
     "configure",
+    "current",
     "health_asgi_app",
     "instrument_client",
     "monitor",

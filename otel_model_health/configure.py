@@ -78,7 +78,8 @@ def configure(**keywords: Any) -> ModelHealth:
                     ", ".join(differing),
                 )
             return current
-        handle = _build(read_settings(options), options)
+        app_exports = options.tracer_provider is not None or not _is_unset(trace.get_tracer_provider())
+        handle = _build(read_settings(options, app_exports=app_exports), options)
         _current = handle
         return handle
 
@@ -173,7 +174,26 @@ def _build(settings: Settings, options: Options) -> ModelHealth:
     # runs before sentry-sdk's and the bridge's (atexit runs the last registered first), leaving them
     # nothing to wait for.
     atexit.register(handle._at_exit)
+    if settings.health_http_port is not None:
+        _serve_health(handle, settings)
     return handle
+
+
+def _serve_health(handle: ModelHealth, settings: Settings) -> None:
+    """``/health`` from a daemon thread (``MODEL_HEALTH_HTTP_PORT``); stopped first on shutdown."""
+    from .asgi import health_asgi_app  # noqa: PLC0415
+    from .health_server import HealthServer  # noqa: PLC0415
+
+    port = settings.health_http_port
+    assert port is not None
+    server = HealthServer(health_asgi_app(handle.registry), settings.health_http_host, port)
+    try:
+        server.start()
+    except OSError:
+        handle.shutdown(0.0)  # a port that cannot be bound fails configure() as a bad value does
+        raise
+    handle.health_server = server
+    handle.on_shutdown(server.stop)
 
 
 def _store(settings: Settings) -> Any:

@@ -82,6 +82,8 @@ class ModelHealth:
         self._forget = forget  # configure()'s: drop this handle as the current one
         self._exporters = tuple(exporters)
         self._stop_hooks: list[Callable[[], Any]] = []
+        # The /health server of MODEL_HEALTH_HTTP_PORT (a health_server.HealthServer), if configured.
+        self.health_server: Any = None
         self._shut_down = False
         self._lock = threading.Lock()
 

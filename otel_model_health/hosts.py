@@ -44,6 +44,7 @@ _BUILTIN: Final[dict[str, Route]] = {
     ".openai.azure.com": Route(semconv.PROVIDER_AZURE_OPENAI),
     ".services.ai.azure.com": Route(semconv.PROVIDER_AZURE_OPENAI),
     "generativelanguage.googleapis.com": Route(semconv.PROVIDER_GEMINI),
+    "aiplatform.googleapis.com": Route(semconv.PROVIDER_VERTEX_AI),
     ".aiplatform.googleapis.com": Route(semconv.PROVIDER_VERTEX_AI),
     "api.mistral.ai": Route(semconv.PROVIDER_MISTRAL),
     "api.groq.com": Route(semconv.PROVIDER_GROQ),
@@ -63,6 +64,10 @@ _BUILTIN: Final[dict[str, Route]] = {
     "0.0.0.0": Route(None, SELF_HOSTED),
     "host.docker.internal": Route(None, SELF_HOSTED),
 }
+
+# Hosts named by a label's end, not by a dot: Vertex AI's regional endpoints are
+# `{location}-aiplatform.googleapis.com`, which no dot-suffix of the table matches.
+_DASH_SUFFIXES: Final = (("-aiplatform.googleapis.com", Route(semconv.PROVIDER_VERTEX_AI)),)
 
 _UNKNOWN_HOST: Final = Route(None, None)
 
@@ -145,6 +150,7 @@ class HostResolver:
             _lookup(self._extra, name)
             or _lookup(_user, name)
             or _lookup(_BUILTIN, name)
+            or next((r for suffix, r in _DASH_SUFFIXES if name.endswith(suffix)), None)
             or (Route(None, SELF_HOSTED) if _is_loopback(name) else _UNKNOWN_HOST)
         )
         if len(self._cache) >= self._MAX_CACHE:

@@ -17,6 +17,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import fields
 from typing import Any, Final, Literal
 from urllib.parse import unquote, urlsplit
 
@@ -242,6 +243,26 @@ def check_breaker(source: str, value: object) -> BreakerConfig:
     raise ConfigurationError(f"{source} must be a BreakerConfig or a mapping, got {value!r}")
 
 
+def parse_breaker(source: str, raw: str) -> BreakerConfig | None:
+    """``open_wait_s=10,minimum_calls=3``: ``BreakerConfig`` fields, each parsed as its default's type."""
+    pairs = _pairs(source, raw, show_values=True)
+    if not pairs:
+        return None
+    types = {f.name: type(f.default) for f in fields(BreakerConfig)}
+    values: dict[str, object] = {}
+    for name, text_value in pairs:
+        kind = types.get(name)
+        if kind is None:
+            raise ConfigurationError(f"{source}: no breaker setting {name!r} (known: {', '.join(types)})")
+        try:
+            values[name] = kind(text_value) if kind in (int, float) else text_value
+        except ValueError:
+            raise ConfigurationError(
+                f"{source}: {name} must be {'an integer' if kind is int else 'a number'}, got {text_value!r}"
+            ) from None
+    return check_breaker(source, values)
+
+
 def check_slos(source: str, value: object) -> tuple[SLO, ...]:
     """SLO values or mappings, or a TOML / JSON file's path."""
     try:
@@ -264,6 +285,36 @@ def check_max_keys(source: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigurationError(f"{source} must be an integer >= 1, got {value!r}")
     return value
+
+
+def check_port(source: str, value: object) -> int:
+    """A TCP port, 0 (any free port) to 65535."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+        raise ConfigurationError(f"{source} must be a port number from 0 to 65535, got {value!r}")
+    return value
+
+
+def parse_port(source: str, raw: str) -> int | None:
+    if not raw.strip():
+        return None
+    try:
+        value: object = int(raw.strip())
+    except ValueError:
+        value = raw
+    return check_port(source, value)
+
+
+def check_host(source: str, value: object) -> str:
+    """An address to bind: a host name or an IP; no scheme, port, path or spaces."""
+    host = value.strip() if isinstance(value, str) else ""
+    one_colon = host.count(":") == 1  # a port; IPv6 addresses have two or more
+    if not host or one_colon or any(c in host for c in " /\t[]"):
+        raise ConfigurationError(f"{source} must be a host name or an IP address to bind, got {value!r}")
+    return host
+
+
+def parse_host(source: str, raw: str) -> str | None:
+    return check_host(source, raw) if raw.strip() else None
 
 
 def check_callable(source: str, value: object) -> object:

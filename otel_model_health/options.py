@@ -175,9 +175,12 @@ class Options:
         "Health",
         "Breaker and status thresholds: a `BreakerConfig`, or a mapping of its fields "
         '(`{"open_wait_s": 10}`). Negative or inconsistent values are rejected, e.g. `minimum_calls` '
-        "above `window_size`, or `max_open_wait_s` below `open_wait_s`. See docs/health-model.md.",
+        "above `window_size`, or `max_open_wait_s` below `open_wait_s`. See docs/health-model.md. The "
+        "variable lists fields as `k=v` pairs: `open_wait_s=10,minimum_calls=3`.",
         default="`BreakerConfig()`",
+        env="MODEL_HEALTH_BREAKER",
         check=v.check_breaker,
+        parse=v.parse_breaker,
     )
     max_keys: int | None = _option(
         "Health",
@@ -212,6 +215,23 @@ class Options:
         "after each `configure()`.",
         default="off",
         check=v.check_bool,
+    )
+    health_http_port: int | None = _option(
+        "Health",
+        "Serve `/health` (the `health_asgi_app` documents) from a daemon thread on this port, for apps "
+        "with no web framework to mount it in (zero-code: docs/zero-code.md). `0` picks a free port.",
+        default="off",
+        env="MODEL_HEALTH_HTTP_PORT",
+        check=v.check_port,
+        parse=v.parse_port,
+    )
+    health_http_host: str | None = _option(
+        "Health",
+        "The address the `/health` server binds. Only loopback unless set: `0.0.0.0` exposes it.",
+        default="`127.0.0.1`",
+        env="MODEL_HEALTH_HTTP_HOST",
+        check=v.check_host,
+        parse=v.parse_host,
     )
     enforce: bool | None = _option(
         "Health",

@@ -34,6 +34,7 @@ Signal = Literal["traces", "metrics"]
 DEFAULT_PROTOCOL: Final[Protocol] = "http/protobuf"
 DEFAULT_MAX_KEYS: Final = 500
 DEFAULT_METRIC_EXPORT_INTERVAL_S: Final = 60.0
+DEFAULT_HEALTH_HTTP_HOST: Final = "127.0.0.1"
 
 ENV_ENDPOINT: Final = variable_of("otlp_endpoint")
 ENV_TRACES_EXPORTER: Final = "OTEL_TRACES_EXPORTER"
@@ -92,6 +93,8 @@ class Settings:
     store: Any = None  # a Redis URL or a RedisStore: health shared by the fleet (docs/fleet.md)
     slos: tuple[SLO, ...] = ()
     capture_content: bool | None = None
+    health_http_port: int | None = None  # None: no /health server
+    health_http_host: str = DEFAULT_HEALTH_HTTP_HOST
     enforce: bool | None = None
     critical_models: tuple[str, ...] = ()
     trace_url_template: str | None = None
@@ -113,14 +116,20 @@ def load_settings(environ: Mapping[str, str] | None = None, **options: Any) -> S
     return read_settings(Options(**options), environ)
 
 
-def read_settings(options: Options, environ: Mapping[str, str] | None = None) -> Settings:
-    """The settings of ``options`` over ``environ``; a bad value raises ``ConfigurationError``."""
+def read_settings(
+    options: Options, environ: Mapping[str, str] | None = None, *, app_exports: bool = False
+) -> Settings:
+    """The settings of ``options`` over ``environ``; a bad value raises ``ConfigurationError``.
+
+    ``app_exports``: the app's own SDK set-up (a distro under ``opentelemetry-instrument``) exports, and
+    reads ``OTEL_*_EXPORTER`` itself, so exporter names we have no exporter for are not ours to warn
+    about."""
     env = os.environ if environ is None else environ
     given = read_options(options, env)
-    traces = _signal("traces", given, env)
-    metrics = _signal("metrics", given, env)
+    traces = _signal("traces", given, env, app_exports)
+    metrics = _signal("metrics", given, env, app_exports)
     # configure() sets up no log pipeline: the variable is only checked, so a typo is still reported.
-    _otlp_selected(ENV_LOGS_EXPORTER, env)
+    _otlp_selected(ENV_LOGS_EXPORTER, env, app_exports)
     _check_sdk_numbers(env)
     as_read = {
         name: read.value
@@ -133,7 +142,9 @@ def read_settings(options: Options, environ: Mapping[str, str] | None = None) ->
 # --- OTLP ----------------------------------------------------------------------------------------------
 
 
-def _signal(signal: Signal, given: Mapping[str, Given], env: Mapping[str, str]) -> OtlpSignalSettings | None:
+def _signal(
+    signal: Signal, given: Mapping[str, Given], env: Mapping[str, str], quiet: bool
+) -> OtlpSignalSettings | None:
     own = f"otlp_{signal}_"
     protocol: Protocol = given[own + "protocol"].value or given["otlp_protocol"].value or DEFAULT_PROTOCOL
     headers: dict[str, str] = {}
@@ -144,7 +155,7 @@ def _signal(signal: Signal, given: Mapping[str, Given], env: Mapping[str, str]) 
                 headers[key.lower()] = value  # gRPC metadata keys must be lower case
     # OTEL_<SIGNAL>_EXPORTER=none turns off the endpoints of the environment; an option still wins.
     from_env_allowed = _otlp_selected(
-        ENV_TRACES_EXPORTER if signal == "traces" else ENV_METRICS_EXPORTER, env
+        ENV_TRACES_EXPORTER if signal == "traces" else ENV_METRICS_EXPORTER, env, quiet
     )
     # The most specific source wins: signal option, signal variable, general option, general variable.
     for read, exact in ((given[own + "endpoint"], True), (given["otlp_endpoint"], False)):
@@ -162,7 +173,7 @@ def _signal(signal: Signal, given: Mapping[str, Given], env: Mapping[str, str]) 
     return None
 
 
-def _otlp_selected(name: str, env: Mapping[str, str]) -> bool:
+def _otlp_selected(name: str, env: Mapping[str, str], quiet: bool = False) -> bool:
     """Whether ``OTEL_<SIGNAL>_EXPORTER`` (a comma list, default ``otlp``) selects OTLP export.
 
     ``none`` selects no exporter. Other values (``console``, ``zipkin``, ``prometheus``, typos) have no
@@ -171,7 +182,7 @@ def _otlp_selected(name: str, env: Mapping[str, str]) -> bool:
     raw = env.get(name) or ""
     names = {item.strip().lower() for item in raw.split(",") if item.strip()}
     unknown = names - {"otlp", "none"}
-    if unknown:
+    if unknown and not quiet:
         logger.warning(
             "%s=%r: %s ignored (otel_model_health supports only 'otlp' and 'none')",
             name,

@@ -174,16 +174,17 @@ class ModelState:
         state = breaker.state
         if now >= self.recent_edge:  # a bucket ended: close it before this call counts
             close_buckets(self, now)
+        # ``_is_slow`` inlined (a method call is a tenth of this record); a slow call in the window, or
+        # this one, may cross the slow-call threshold, so neither shortcut applies then.
+        first_chunk = result.first_chunk_s
+        if first_chunk is None:
+            latency = result.latency_s
+            quick = (latency is None or latency < self.slow_call_s) and not breaker.window.slow
+        else:
+            quick = first_chunk < self.slow_first_chunk_s and not breaker.window.slow
         # Two shortcuts skip the clock step and the status computation of the general path, for the
         # outcomes that can change nothing (tests/health/test_fast_paths.py proves them equal to it):
-        if (
-            outcome is _SUCCESS
-            and state is CLOSED
-            and not breaker.level
-            and not self.in_incident
-            and not breaker.window.slow  # a slow call in the window: any call may cross the threshold
-            and not self._is_slow(result)
-        ):
+        if outcome is _SUCCESS and state is CLOSED and quick and not breaker.level and not self.in_incident:
             # the common case: a success of a model with nothing going on (``_count`` inlined);
             operation = result.health_operation
             counts = self.totals.get(operation)
@@ -195,12 +196,7 @@ class ModelState:
             self.last_operation = operation
             breaker.on_outcome(True, result.latency_s, result.started_at, now)
         elif (
-            outcome is _FAILURE
-            and state is OPEN
-            and now < breaker.open_until
-            and self.in_incident
-            and not breaker.window.slow
-            and not self._is_slow(result)
+            outcome is _FAILURE and state is OPEN and quick and now < breaker.open_until and self.in_incident
         ):
             # the steady state of an outage: calls still fail while the breaker waits.
             self._count(result.health_operation, _I_FAILURE, now)

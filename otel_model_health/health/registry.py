@@ -1,12 +1,14 @@
 """HealthRegistry: the per-model state machines behind one lock, their transitions, and routing.
 
-(About 600 lines, most of them the public API's docstrings: reads, routing, manual control and the
-keyword form of ``record``, and the fleet store's hooks (about 90 lines, at the end). The decisions are
-in ``model_state``, ``outages``; containers in ``store``; the Redis side in ``fleet/``.)
+(Over 400 lines: it is the engine's public API, whose docstrings are most of it: reads, routing, manual
+control, the keyword form of ``record``, and the fleet store's hooks at the end. What the code does per
+section is short: take the lock, find the state, let the clock step it, ask the module that decides.
+The decisions are in ``model_state``, ``admission`` and ``outages``; steps become transitions in
+``announcer``; containers are in ``store``; the Redis side is in ``fleet/``. Splitting the API across
+mixins would only move the lock-and-lookup lines into classes that share private state.)
 
-The rules live in ``ModelState`` (one per key) and the containers in a ``HealthStore``; the registry
-serialises access, feeds each state the clock, turns the steps a state emits into ``HealthTransition``
-values, decides provider outages across a provider's models, and delivers transitions to listeners.
+The registry serialises access, feeds each state the clock, hands the steps a state emits to its
+``Announcer``, and delivers the resulting transitions to listeners.
 
 Concurrency: one registry lock, held only for O(1) work per key (a record, a lazy clock step, a snapshot
 of one state), never across user code; transitions are delivered after it is released (``dispatch``).
@@ -36,16 +38,17 @@ from ..outcomes import Outcome
 from ..slo import snapshot
 from ..slo.definition import SLO
 from ..slo.status import SloStatus, series_status
-from ..slo.tracker import AlertChange, Series, compile_slos, evaluate_all, track
+from ..slo.tracker import Series, compile_slos, track
 from . import admission
 from .admission import Choice, Refusal
+from .announcer import Announcer
 from .breaker import CLOSED, HALF_OPEN, Permit, RandomSource
 from .dispatch import Dispatcher
-from .model_state import UNHEALTHY, ModelState, Step, callers_mistake
+from .model_state import ModelState, callers_mistake
 from .outages import follow_provider
-from .recent import TIMELINE_KINDS, Recent, note, read_recent
+from .recent import Recent, read_recent
 from .store import HealthStore, MemoryStore, Unattributed
-from .transitions import slo_transition, transition
+from .transitions import transition
 from .types import (
     BreakerConfig,
     CallResult,
@@ -123,18 +126,9 @@ class HealthRegistry:
             self._fleet = store
             self._store = store
         self._dispatcher = Dispatcher()
-        # Transitions of the current locked section; queued for delivery before the lock is released.
-        self._scratch: list[HealthTransition] = []
-        self._offset: float | None = None  # wall - monotonic, per locked section that needs it
-        # The record under way (set under the lock): what ``_emit_in_context`` attaches to its steps.
-        self._context_state: ModelState | None = None
-        self._context_result = CallResult(Outcome.SUCCESS)
-        self._context_now = 0.0
-        self._emit_bound = self._emit_in_context  # made once: reading a method makes a new object
-        self._slo_bound = self._slo_alert_in_context
-        # Providers in an outage: a record looks for a recovery only when > 0 (an evicted provider may leave
-        # it too high, which costs a look, never a wrong answer).
-        self._outages = 0
+        # Steps → transitions (queued for delivery before the lock is released) and provider outages.
+        self._announce = Announcer(self._store, clock, wall_clock)
+        self._wall = self._announce.wall
         _REGISTRIES.add(self)
         if self._fleet is not None:
             names = tuple(slo.name for slo in self.slos)
@@ -153,12 +147,6 @@ class HealthRegistry:
     def to_monotonic(self, epoch_s: float) -> float:
         """Map a wall-clock time (epoch seconds) onto the registry clock."""
         return self._clock() - (self._wall_clock() - epoch_s)
-
-    def _wall(self, mono: float) -> float:
-        offset = self._offset
-        if offset is None:
-            offset = self._offset = self._wall_clock() - self._clock()
-        return mono + offset
 
     @property
     def evictions(self) -> int:
@@ -239,15 +227,16 @@ class HealthRegistry:
                         self._count_callers_mistake(key, result, mistake, now)
                     else:
                         state = self._store.admit(key, now)
-                        self._context_state = state
-                        self._context_result = result
-                        self._context_now = now
-                        state.record(result, now, self._emit_bound)
+                        announce = self._announce
+                        announce.state = state
+                        announce.result = result
+                        announce.now = now
+                        state.record(result, now, announce.emit_bound)
                         if state.slo is not None:
                             for series in state.slo:
-                                series.record(result, now, self._slo_bound)
-                        if self._outages:
-                            self._after_step(state, now, result.span_context, result.health_operation)
+                                series.record(result, now, announce.slo_bound)
+                        if announce.outages:
+                            announce.after_step(state, now, result.span_context, result.health_operation)
                         if self._fleet is not None:
                             self._fleet.queue(key, result, now)
                 finally:
@@ -259,8 +248,8 @@ class HealthRegistry:
 
     def _publish(self) -> None:
         """Under the lock, at the end of a section: move its transitions to the queue, in order."""
-        self._offset = None
-        scratch = self._scratch
+        self._announce.end_section()
+        scratch = self._announce.scratch
         if scratch:
             fleet = self._fleet
             if fleet is None:
@@ -284,9 +273,9 @@ class HealthRegistry:
             result.health_operation,
             result.started_at,
             now,
-            self._emitter(state, now, None, operation),
+            self._announce.emitter(state, now, None, operation),
         )
-        self._after_step(state, now, None, operation)
+        self._announce.after_step(state, now, None, operation)
 
     def has_succeeded(self, key: ModelKey) -> bool:
         """The key has recorded a success since it was first seen (or last evicted): a 404 for it is then
@@ -304,102 +293,6 @@ class HealthRegistry:
         with self._lock:
             return self._store.unattributed()
 
-    # --- transitions and provider outages -------------------------------------------------------
-    def _emit_in_context(self, step: Step) -> None:
-        """The ``emit`` of a record: a bound method made once, so a record allocates no closure."""
-        state = self._context_state
-        if state is not None:
-            result, now = self._context_result, self._context_now
-            self._emit(state, step, now, result.span_context, result.health_operation)
-            if step.kind in _OPENED:
-                self._check_outage(state, step, now, result.span_context, result.health_operation)
-
-    def _emitter(
-        self, state: ModelState, now: float, span_context: SpanContext | None, operation: str
-    ) -> Callable[[Step], None]:
-        def emit(step: Step) -> None:
-            self._emit(state, step, now, span_context, operation)
-            if step.kind in _OPENED:
-                self._check_outage(state, step, now, span_context, operation)
-
-        return emit
-
-    def _advance(self, state: ModelState, now: float) -> None:
-        """Apply what the clock made due for one state, emitting clock-driven transitions."""
-        state.advance(now, self._emitter(state, now, None, state.last_operation))
-        if state.slo is not None:
-            self._context_state, self._context_now = state, now
-            evaluate_all(state.slo, now, self._slo_bound)
-        self._after_step(state, now, None, state.last_operation)
-
-    def _emit(
-        self,
-        state: ModelState,
-        step: Step,
-        now: float,
-        span_context: SpanContext | None,
-        operation: str,
-        *,
-        provider: str | None = None,
-        provider_models: tuple[ModelKey, ...] = (),
-    ) -> None:
-        change = transition(
-            state,
-            step,
-            now,
-            self._wall,
-            span_context,
-            operation,
-            provider=provider,
-            provider_models=provider_models,
-        )
-        self._scratch.append(change)
-        if provider is None and change.kind in TIMELINE_KINDS:
-            state.timeline = note(state.timeline, change)
-
-    def _slo_alert_in_context(self, change: AlertChange) -> None:
-        """An SLO alert started or resolved during a record or a read (``_context_state``)."""
-        state = self._context_state
-        if state is not None:
-            self._scratch.append(slo_transition(state, change, self._context_now, self._wall))
-
-    def _check_outage(
-        self, state: ModelState, step: Step, now: float, span_context: SpanContext | None, operation: str
-    ) -> None:
-        group = self._store.group(state.key.provider)
-        if group is None:
-            return
-        models = group.outage_begins(
-            state,
-            now,
-            lambda other: other.advance(now, self._emitter(other, now, None, other.last_operation)),
-        )
-        if models is not None:
-            self._outages += 1
-            outage = step._replace(kind=TransitionKind.PROVIDER_OUTAGE, at=None)
-            self._emit(
-                state, outage, now, span_context, operation, provider=group.name, provider_models=models
-            )
-
-    def _after_step(
-        self, state: ModelState, now: float, span_context: SpanContext | None, operation: str
-    ) -> None:
-        group = self._store.group(state.key.provider)
-        if group is None or not group.outage_ends(state, now):
-            return
-        self._outages -= 1
-        breaker_state = state.breaker.state
-        step = Step(TransitionKind.PROVIDER_RECOVERED, breaker_state, breaker_state, UNHEALTHY)
-        self._emit(
-            state,
-            step,
-            now,
-            span_context,
-            operation,
-            provider=group.name,
-            provider_models=tuple(group.states),
-        )
-
     # --- reads ------------------------------------------------------------------------------
     def get(self, *, provider: str, model: str, gateway: str = DIRECT_GATEWAY) -> ModelHealthState | None:
         """The current health of one model, or None if it was never recorded (or was evicted)."""
@@ -409,7 +302,7 @@ class HealthRegistry:
             if state is None:
                 return None
             now = self._clock()
-            self._advance(state, now)
+            self._announce.advance(state, now)
             return state.snapshot(now, self._wall)
 
     def _read_each(self, read: Callable[[ModelState, float], _T]) -> list[_T]:
@@ -421,7 +314,7 @@ class HealthRegistry:
             # One state per locked section: records of other threads interleave.
             with self._section():
                 now = self._clock()
-                self._advance(state, now)
+                self._announce.advance(state, now)
                 found.append(read(state, now))
         return found
 
@@ -448,7 +341,7 @@ class HealthRegistry:
         for state in states:
             with self._section():
                 now = self._clock()
-                self._advance(state, now)
+                self._announce.advance(state, now)
                 assert state.slo is not None
                 statuses.extend(series_status(series, now, self._wall(now)) for series in state.slo)
         statuses.sort(key=lambda s: (s.slo, s.key.provider, s.key.model, s.key.gateway))
@@ -479,7 +372,7 @@ class HealthRegistry:
             if state is None:
                 return True
             now = self._clock()
-            self._advance(state, now)
+            self._announce.advance(state, now)
             return state.available(now)
 
     def try_acquire(self, *, provider: str, model: str, gateway: str = DIRECT_GATEWAY) -> Permit | None:
@@ -508,7 +401,7 @@ class HealthRegistry:
             return None
         with self._section():
             now = self._clock()
-            self._advance(state, now)
+            self._announce.advance(state, now)
             refused = admission.refusal(state, now)
             if refused is not None:
                 return refused
@@ -546,7 +439,7 @@ class HealthRegistry:
                 state = self._store.lookup(key)
                 if state is None:
                     return Choice(key, tuple(refusals))
-                self._advance(state, now)
+                self._announce.advance(state, now)
                 refused = admission.refusal(state, now)
                 if refused is None:
                     return Choice(key, tuple(refusals))
@@ -574,7 +467,7 @@ class HealthRegistry:
         with self._section():
             now = self._clock()
             state = self._store.lookup(key) or self._store.admit(key, now)
-            state.force_open(now, duration_s, self._emitter(state, now, None, state.last_operation))
+            state.force_open(now, duration_s, self._announce.emitter(state, now, None, state.last_operation))
 
     def reset(self, *, provider: str, model: str, gateway: str = DIRECT_GATEWAY) -> None:
         """Back to CLOSED with an empty window, backoff level 0 and no rate limit. Totals are kept.
@@ -587,14 +480,14 @@ class HealthRegistry:
             if state is None:
                 return
             now = self._clock()
-            state.reset(now, self._emitter(state, now, None, state.last_operation))
-            self._after_step(state, now, None, state.last_operation)
+            state.reset(now, self._announce.emitter(state, now, None, state.last_operation))
+            self._announce.after_step(state, now, None, state.last_operation)
 
     def clear(self) -> None:
         """Forget every model (tests, or an operator's reset). Listeners stay subscribed."""
         with self._lock:
             self._store.clear()
-            self._outages = 0
+            self._announce.outages = 0
 
     def model_keys(self) -> list[ModelKey]:
         """The tracked keys, least recently recorded first."""
@@ -607,19 +500,18 @@ class HealthRegistry:
         (never later than now). Transitions they cause here go to Redis to be arbitrated like our own."""
         with self._section():
             store = self._store
+            announce = self._announce
             for item in outcomes:
                 now = min(self._clock(), self.to_monotonic(item.at))
                 result = item.result
                 state = store.admit(item.key, now)
-                self._context_state = state
-                self._context_result = result
-                self._context_now = now
-                state.record_remote(result, now, self._emit_bound)
+                announce.state, announce.result, announce.now = state, result, now
+                state.record_remote(result, now, announce.emit_bound)
                 if state.slo is not None:  # fleet-wide SLO history; alerts are arbitrated (docs/slo.md)
                     for series in state.slo:
-                        series.record(result, now, self._slo_bound)
-                if self._outages:
-                    self._after_step(state, now, None, result.health_operation)
+                        series.record(result, now, announce.slo_bound)
+                if announce.outages:
+                    announce.after_step(state, now, None, result.health_operation)
 
     def fleet_adopt(self, key: ModelKey, record: FleetRecord) -> None:
         """Follow a transition another process won (or a record read on reconnect); the steps this makes
@@ -636,9 +528,9 @@ class HealthRegistry:
                 self.to_monotonic(record.open_until),
                 record.level,
                 now,
-                self._emitter(state, now, None, state.last_operation),
+                self._announce.emitter(state, now, None, state.last_operation),
             )
-            self._after_step(state, now, None, state.last_operation)
+            self._announce.after_step(state, now, None, state.last_operation)
             self._remote_section = True
 
     def fleet_provider(self, kind: TransitionKind, provider: str, models: Sequence[ModelKey]) -> None:
@@ -648,7 +540,7 @@ class HealthRegistry:
             group = self._store.group(provider)
             change = None if group is None else follow_provider(group, kind, models)
             if change is not None:
-                self._outages += 1 if kind is TransitionKind.PROVIDER_OUTAGE else -1
+                self._announce.outages += 1 if kind is TransitionKind.PROVIDER_OUTAGE else -1
                 state, step, found = change
                 now = self._clock()
                 made = transition(
@@ -700,8 +592,7 @@ class HealthRegistry:
         # held would stay locked forever. State guarded by it is O(1)-consistent enough to go on with.
         self._lock = threading.Lock()
         self._dispatcher.after_fork_in_child()
-        self._scratch = []
-        self._offset = None
+        self._announce.reset()
 
 
 class _FleetRelease:

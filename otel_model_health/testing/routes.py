@@ -19,8 +19,10 @@ _AZURE: Final = re.compile(
     r"^/openai/deployments/(?P<deployment>[^/]+)/(?P<op>chat/completions|completions|embeddings)$"
 )
 _GEMINI: Final = re.compile(
-    r"^/v1beta/models/(?P<model>[^/:]+):(?P<op>generateContent|streamGenerateContent)$"
+    r"^/v1(?:beta)?/models/(?P<model>[^/:]+):(?P<op>generateContent|streamGenerateContent)$"
 )
+# Groq's SDK puts its OpenAI-compatible API under /openai/v1 (api.groq.com/openai/v1/chat/completions).
+_GROQ_PREFIX: Final = "/openai/v1/"
 _AZURE_OPS: Final = {"chat/completions": "chat", "completions": "completions", "embeddings": "embeddings"}
 
 
@@ -48,6 +50,8 @@ def route(method: str, path: str, headers: Mapping[str, str]) -> Route | None:
         return Route("anthropic", "messages")
     if method == "GET" and path == "/v1/models" and "anthropic-version" in headers:
         return Route("anthropic", "models")
+    if path.startswith(_GROQ_PREFIX):
+        path = path[len("/openai") :]
     operation = _OPENAI.get((method, path))
     if operation is not None:
         return Route("openai", operation)

@@ -16,6 +16,7 @@ from .bench_enforcement import bench_enforcement
 from .bench_fleet import bench_fleet
 from .bench_slo import bench_slo
 from .bench_transport import bench_concurrency, bench_streams, bench_transport
+from .bench_zerocode import bench_zerocode
 from .harness import Providers, Results, Scale, ServerProcess, profile_summary
 from .report import console, markdown, svg
 
@@ -64,6 +65,10 @@ ratios much less.
 - **Concurrency**: wall-clock throughput of 2 threads sharing one `httpx2.Client`, and of 200 asyncio
   tasks sharing one `httpx2.AsyncClient` (100 keep-alive connections), ours over bare. Client and server
   share the machine's cores, so this is a throughput of the whole loop, as in a gateway.
+- **Zero-code**: two clients on an in-memory `MockTransport` (no network), one created before the
+  instrumentor patched the client classes and one after, send a request that is not a model call
+  (`GET /v1/users/42`), interleaved; also our transport's `handle_request` alone against the one it wraps,
+  and `Client()` creation with the classes patched and not.
 - A missed target gets a cProfile of its candidate workload (below).
 
 ## What was optimised, before and after
@@ -209,6 +214,7 @@ SECTIONS: Final = (
     "scale",
     "concurrency",
     "bodies",
+    "zerocode",
     "enforcement",
     "slo",
     "fleet",
@@ -246,6 +252,9 @@ def run(scale: Scale, only: Sequence[str]) -> Results:
         if "bodies" in only:
             _progress("7. hostile and compressed bodies")
             results.extend(bench_bodies(scale, providers))
+        if "zerocode" in only:
+            _progress("10. zero-code: a request that is not a model call")
+            results.extend(bench_zerocode(scale, providers))
         if "enforcement" in only:
             _progress("8. enforcement")
             results.extend(bench_enforcement(scale, providers))

@@ -9,24 +9,40 @@ settings.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from . import httpx_support
 from .transports import AsyncModelHealthTransport, ModelHealthTransport, TransportBase
 
 ClientT = TypeVar("ClientT")
+# Set on the transports the zero-code instrumentor wrapped (``autowrap``): an explicit
+# ``instrument_client`` replaces those, with its own options, instead of leaving them.
+AUTO_MARK: Final = "_mh_auto"
 
 
 def instrument_client(client: ClientT, **options: Any) -> ClientT:
     """Wrap ``client``'s transport and every mounted one (env proxies, ``mounts=``) in place; returns
     the client. Keeps the client's proxies, pool limits, TLS and HTTP/2 settings. Idempotent: an already
-    wrapped transport is left as it is (with its options). Options as for ``ModelHealthTransport``."""
+    wrapped transport is left as it is (with its options), except one the zero-code instrumentor wrapped,
+    which this call's options replace. Options as for ``ModelHealthTransport``."""
+    return wrap_client(client, options, auto=False)
+
+
+def wrap_client(client: ClientT, options: dict[str, Any], *, auto: bool) -> ClientT:
+    """``instrument_client``; ``auto``: for the instrumentor, which never replaces a wrapper."""
     name, wrapper = _wrapper_for(client, "instrument_client")
 
     def wrap(transport: Any) -> Any:
-        if transport is None or isinstance(transport, wrapper):
-            return transport
-        return wrapper(transport, module=name, **options)
+        if transport is None:
+            return None
+        if isinstance(transport, wrapper):
+            if auto or not getattr(transport, AUTO_MARK, False):
+                return transport  # never two measurements of one attempt
+            transport = transport.wrapped
+        wrapped = wrapper(transport, module=name, **options)
+        if auto:
+            setattr(wrapped, AUTO_MARK, True)
+        return wrapped
 
     _replace_transports(client, wrap)
     return client

@@ -7,7 +7,7 @@ everything else runs for model calls only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from ... import semconv
 from .jsonscan import top_level_fields
@@ -97,6 +97,27 @@ def _gemini(path: str) -> Endpoint | None:
         path_model=model or None,
         path_stream=path.endswith(":streamGenerateContent"),
     )
+
+
+# OpenAI-compatible SDKs of other providers, by the start of their User-Agent. The wire does not tell
+# these providers apart; the SDK does, as the semantic conventions' own instrumentations name the
+# provider of the client they instrument. Used only when the host does not name the provider.
+_SDK_AGENTS: Final = (
+    ("Groq/", semconv.PROVIDER_GROQ),
+    ("mistral-client-python/", semconv.PROVIDER_MISTRAL),
+)
+
+
+def sdk_provider(endpoint: Endpoint, headers: Any) -> str:
+    """The provider an OpenAI-dialect request names through its SDK, else the endpoint's own."""
+    if endpoint.provider != semconv.PROVIDER_OPENAI:
+        return endpoint.provider  # Anthropic, Gemini and Azure paths say it themselves
+    agent = headers.get("user-agent")
+    if agent:
+        for prefix, provider in _SDK_AGENTS:
+            if agent.startswith(prefix):
+                return provider
+    return endpoint.provider
 
 
 _WANTED: Final = ("model", "stream")

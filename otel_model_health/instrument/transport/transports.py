@@ -30,7 +30,7 @@ from ..measurement import start_call
 from . import httpx_support
 from .capture import ContentCapture, from_body
 from .observer import CallObserver, sweep_idle_streams
-from .requests import Endpoint, match_endpoint, model_and_stream
+from .requests import match_endpoint, model_and_stream, sdk_provider
 
 RETRY_COUNT_HEADER: Final = "x-stainless-retry-count"
 _MAX_KEYS: Final = 1024
@@ -62,8 +62,9 @@ class _Core:
         self._capture = capture_content
         self._keys: dict[tuple[str, str, str | None], ModelKey] = {}
 
-    def key(self, host: str, endpoint: Endpoint, model: str | None) -> ModelKey:
-        cache_key = (host, endpoint.provider, model)
+    def key(self, host: str, fallback: str, model: str | None) -> ModelKey:
+        """``fallback``: the provider when the host does not tell (``requests.sdk_provider``)."""
+        cache_key = (host, fallback, model)
         key = self._keys.get(cache_key)
         if key is not None:
             return key
@@ -71,7 +72,7 @@ class _Core:
             self._resolver,
             host,
             model,
-            fallback_provider=endpoint.provider,
+            fallback_provider=fallback,
             provider=self._provider,
             gateway=self._gateway,
         )
@@ -99,7 +100,7 @@ class _Core:
                 stream = endpoint.path_stream
             host: str = url.host
             port = url.port or _DEFAULT_PORTS.get(url.scheme)
-            key = self.key(host, endpoint, model)
+            key = self.key(host, sdk_provider(endpoint, request.headers), model)
             capture = self._capture if self._capture is not None else defaults.capture_content_enabled()
             content = ContentCapture(body, endpoint.dialect) if capture else None
             resend = _resend_count(request.headers.get(RETRY_COUNT_HEADER))
