@@ -52,7 +52,10 @@ def once_per_worker_one_own(fleet: Fleet, kind: str, read: str | None = None) ->
             fleet.ask_all("slo", read)
         return all(seen(fleet, kind))
 
-    wait_for(done, 10)
+    try:
+        wait_for(done, 10)
+    except AssertionError:
+        raise AssertionError(f"{kind} not seen once by every worker: {fleet.ask_all('seen')}") from None
     time.sleep(0.3)  # time for a second one to arrive, if there were one
     return seen(fleet, kind)
 
@@ -67,9 +70,13 @@ def test_a_provider_outage_and_its_end_reach_every_worker_once(fleet: Fleet) -> 
     assert outage[3] == [True]  # ... never worker 3, which cannot see an outage of its own
     assert sentry_events(fleet, "provider_outage") == 1  # and only the winner's bridge reported it
 
-    for i in range(8):  # the provider is back: successes, spread across every worker
-        fleet.ask(i % 4, "record", "outage-a", "success", 1)
-        time.sleep(0.05)
+    calls = iter(range(1000))
+
+    def back() -> bool:  # the provider is back: successes, spread across every worker, until the breaker
+        fleet.ask(next(calls) % 4, "record", "outage-a", "success", 1)  # half-opens (1 s) and closes
+        return all(seen(fleet, "provider_recovered"))
+
+    wait_for(back, 10)
     recovered = once_per_worker_one_own(fleet, "provider_recovered")
     assert [len(s) for s in recovered] == [1, 1, 1, 1]
     assert sum(not remote for s in recovered for remote in s) == 1
