@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 from urllib.parse import quote
 
 import redis
@@ -32,6 +32,9 @@ from ...redact import scrub
 from ..types import HealthTransition, TransitionKind
 from . import codec, scripts
 from .slo_sync import SloSync
+
+if TYPE_CHECKING:
+    from ...slo.tracker import Series
 from .store import Held, RedisStore
 
 logger: Final = logging.getLogger("otel_model_health")
@@ -57,6 +60,10 @@ class FleetHost(Protocol):
     def fleet_deliver(self, transitions: Sequence[HealthTransition]) -> None: ...
 
     def fleet_provider(self, kind: TransitionKind, provider: str, models: Sequence[ModelKey]) -> None: ...
+
+    def fleet_slo_snapshots(self) -> list[tuple[ModelKey, Series, bytes]]: ...
+
+    def fleet_slo_seed(self, key: ModelKey, slo: str, blob: bytes) -> bool: ...
 
     def model_keys(self) -> list[ModelKey]: ...
 

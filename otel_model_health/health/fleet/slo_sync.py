@@ -18,13 +18,14 @@ from . import codec
 
 if TYPE_CHECKING:
     from ...slo.tracker import Series
+    from .link import FleetHost
     from .store import RedisStore
 
 CHUNK: Final = 200  # keys per MGET
 
 
 class SloSync:
-    def __init__(self, store: RedisStore, host: Any, client: Any) -> None:
+    def __init__(self, store: RedisStore, host: FleetHost, client: Any) -> None:
         self.store = store
         self.host = host
         self.client = client
