@@ -110,6 +110,8 @@ def test_a_worker_that_starts_late_gets_the_fleets_slo_history(fleet: Fleet) -> 
     late = Fleet(fleet.sim, fleet.redis, prefix="fleet-flags:", options=[BASE])
     try:
         wait_for(lambda: late.ask(0, "slo", model) == [(30.0, 3.0)], 10)  # seeded: the time before it began
+        assert late.ask(0, "store")["slo_series_seeded"] >= 1
+        assert sum(s["slo_snapshots_written"] for s in fleet.ask_all("store")) >= 1
         for i in range(10):  # and counting on with the fleet, nothing twice
             fleet.ask(i % 3, "record", model, "success", 1)
         wait_for(lambda: late.ask(0, "slo", model) == [(40.0, 3.0)], 10)

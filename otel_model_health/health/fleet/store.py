@@ -210,7 +210,16 @@ class RedisStore(MemoryStore):
         return link.acquire(key, self.versions.get(key, 0), expiry_s, trials)
 
     def stats(self) -> dict[str, Any]:
-        return {"errors": self.errors, "dropped": self.dropped, "ignored": self.ignored}
+        """Counters: failed Redis operations, outcomes not shared, foreign values ignored, and the SLO
+        history snapshots this process wrote and the series it seeded from them (docs/slo.md)."""
+        link = self._link
+        return {
+            "errors": self.errors,
+            "dropped": self.dropped,
+            "ignored": self.ignored,
+            "slo_snapshots_written": 0 if link is None else link.slo.written,
+            "slo_series_seeded": 0 if link is None else link.slo.seeded,
+        }
 
 
 def _after_fork(ref: weakref.ref[RedisStore]) -> None:
