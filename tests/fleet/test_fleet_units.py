@@ -152,3 +152,29 @@ def test_a_remote_trial_does_not_take_back_this_process_permit() -> None:
     assert not mine.tracked and state.breaker.trials_done == 2
     state.record_remote(CallResult(Outcome.FAILURE, started_at=1.0), 1.3, steps.append)
     assert steps[-1].kind is K.HALF_OPEN_FAILED
+
+
+def test_a_streams_first_chunk_time_reaches_the_other_processes() -> None:
+    # A latency SLO on the time to first chunk judges the other processes' streams too (docs/slo.md).
+    result = CallResult(Outcome.SUCCESS, "inference", latency_s=9.0, first_chunk_s=0.4)
+    row = codec.encode_outcome(codec.model_id(KEY), result, 1000.0, None, None)
+    older = row[:10]  # a version that did not send it: still read, without it
+    outcomes, ignored = codec.decode_rows(json.dumps([row, older]).encode(), float)
+    assert ignored == 0
+    assert [o.result.first_chunk_s for o in outcomes] == [0.4, None]
+    assert outcomes[0].result.latency_s == 9.0
+
+
+def test_provider_flags_are_checked() -> None:
+    models = [codec.model_id(KEY)]
+    flag = codec.decode_flag(json.dumps(["provider_outage", "open%7Cai", "p1", models]))
+    assert flag == codec.ProviderFlag(K.PROVIDER_OUTAGE, "open|ai", "p1", (KEY,))
+    for bad in (
+        ["breaker_opened", "openai", "p1", []],  # not a provider kind
+        ["provider_outage", "open|ai", "p1", []],  # not escaped as the flusher escapes it
+        ["provider_outage", "openai", "p1", ["not a model id"]],
+        ["provider_outage", "openai", "p1"],
+        "nonsense",
+    ):
+        with pytest.raises(codec.Invalid):
+            codec.decode_flag(json.dumps(bad))

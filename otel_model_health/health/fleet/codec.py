@@ -83,6 +83,7 @@ def encode_outcome(
         None if started_epoch is None else round(started_epoch, 6),
         result.retry_after_s,
         message,
+        result.first_chunk_s,  # for latency SLOs on time to first chunk (docs/slo.md)
     ]
 
 
@@ -115,9 +116,10 @@ def decode_rows(rows_json: bytes, to_monotonic: Any) -> tuple[list[RemoteOutcome
 
 
 def _decode_row(row: object, to_monotonic: Any) -> RemoteOutcome:
-    if not isinstance(row, list) or len(row) != 10:
+    if not isinstance(row, list) or len(row) not in (10, 11):  # 10: a version without first_chunk_s
         raise Invalid("outcome row")
-    key_id, outcome, operation, error_type, status, latency, at, started, retry_after, message = row
+    key_id, outcome, operation, error_type, status, latency, at, started, retry_after, message = row[:10]
+    first_chunk = row[10] if len(row) == 11 else None
     outcome_value = _OUTCOME_BY_VALUE.get(outcome) if isinstance(outcome, str) else None
     if outcome_value is None or not isinstance(operation, str) or not operation:
         raise Invalid("outcome")
@@ -132,6 +134,7 @@ def _decode_row(row: object, to_monotonic: Any) -> RemoteOutcome:
         None if started is None else to_monotonic(_number(started)),
         None if retry_after is None else _number(retry_after),
         None,
+        None if first_chunk is None else _number(first_chunk),
     )
     return RemoteOutcome(parse_model_id(key_id), result, at_s)
 
