@@ -203,7 +203,7 @@ class Options:
         "Health",
         "Service level objectives per model: `SLO` values or mappings of their fields, or the path of a "
         "TOML (`[[slo]]` tables) or JSON file of them. The variable names such a file. See docs/slo.md.",
-        env="OTEL_MODEL_HEALTH_SLO_FILE",
+        env="MODEL_HEALTH_SLO_FILE",
         check=v.check_slos,
         parse=v.parse_slo_file,
         default="none",

@@ -6,7 +6,7 @@ import argparse
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -21,6 +21,18 @@ from .harness import Providers, Results, Scale, ServerProcess, profile_summary
 from .report import console, markdown, svg
 
 ROOT: Final = Path(__file__).resolve().parents[2]
+
+# The sections that need no simulated provider process, in the order they run: (--only name, title, bench).
+_SECTIONS: Final[tuple[tuple[str, str, Callable[[Scale, Providers], Results]], ...]] = (
+    ("decorator", "3. decorator", bench_decorator),
+    ("health", "4. health record", bench_health),
+    ("scale", "5. scale", lambda scale, _providers: bench_scale(scale)),
+    ("bodies", "7. hostile and compressed bodies", bench_bodies),
+    ("enforcement", "8. enforcement", bench_enforcement),
+    ("slo", "9. SLOs", lambda scale, _providers: bench_slo(scale)),
+    ("zerocode", "10. zero-code: a request that is not a model call", bench_zerocode),
+    ("fleet", "11. fleet store (Redis)", lambda scale, _providers: bench_fleet(scale)),
+)
 
 INTRO: Final = """
 A gateway runs this library on every model call, so its cost is part of what it offers. This page is
@@ -237,30 +249,10 @@ def run(scale: Scale, only: Sequence[str]) -> Results:
                     _progress("6. concurrency")
                     results.extend(bench_concurrency(server.base_url, scale, providers))
                 _profile(results, scale)  # their workloads need the server
-        if "decorator" in only:
-            _progress("3. decorator")
-            results.extend(bench_decorator(scale, providers))
-        if "health" in only:
-            _progress("4. health record")
-            results.extend(bench_health(scale, providers))
-        if "scale" in only:
-            _progress("5. scale")
-            results.extend(bench_scale(scale))
-        if "slo" in only:
-            _progress("9. SLOs")
-            results.extend(bench_slo(scale))
-        if "bodies" in only:
-            _progress("7. hostile and compressed bodies")
-            results.extend(bench_bodies(scale, providers))
-        if "zerocode" in only:
-            _progress("10. zero-code: a request that is not a model call")
-            results.extend(bench_zerocode(scale, providers))
-        if "enforcement" in only:
-            _progress("8. enforcement")
-            results.extend(bench_enforcement(scale, providers))
-        if "fleet" in only:
-            _progress("10. fleet store (Redis)")
-            results.extend(bench_fleet(scale))
+        for name, title, bench in _SECTIONS:
+            if name in only:
+                _progress(title)
+                results.extend(bench(scale, providers))
         _profile(results, scale)
     finally:
         providers.shutdown()

@@ -1,4 +1,4 @@
-"""SLO metrics over OTLP: configure() with the SLO file named by OTEL_MODEL_HEALTH_SLO_FILE, in a child
+"""SLO metrics over OTLP: configure() with the SLO file named by MODEL_HEALTH_SLO_FILE, in a child
 process, exporting http/protobuf to the real oteltap receiver."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def test_slo_metrics_reach_oteltap(oteltap: OtelTap) -> None:
         CHILD_CALLS.format(model=model, calls=3, failures=2, configure_args=""),
         {
             "OTEL_EXPORTER_OTLP_ENDPOINT": oteltap.endpoint,
-            "OTEL_MODEL_HEALTH_SLO_FILE": str(REPO / "examples" / "slos.toml"),
+            "MODEL_HEALTH_SLO_FILE": str(REPO / "examples" / "slos.toml"),
         },
     )
 

@@ -23,11 +23,12 @@ import threading
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Final, Self
 
 import brotli  # type: ignore[import-untyped,unused-ignore]
 import zstandard  # type: ignore[import-untyped,unused-ignore]
+
+from otel_model_health._context import StartStop
 
 # --- what every normal answer says -------------------------------------------------------------------
 
@@ -501,7 +502,7 @@ class Seen:
             return list(self.requests)
 
 
-class HostileServer:
+class HostileServer(StartStop):
     """Use as a context manager: ``with HostileServer() as server: server.openai_base_url("ok")``."""
 
     def __init__(self, cases: dict[str, Responder] | None = None) -> None:
@@ -544,14 +545,6 @@ class HostileServer:
             thread.join(JOIN_TIMEOUT_S)
         self._acceptor = None
         self._listener = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def openai_base_url(self, case: str) -> str:
         return f"http://127.0.0.1:{self.port}/{case}/v1"
