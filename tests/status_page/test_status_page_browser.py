@@ -4,6 +4,7 @@ a hostile model name, screenshots for the docs, and 500 models."""
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -193,8 +194,11 @@ def _fail_provider(registry: HealthRegistry, clock: ManualClock, provider: str) 
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_screenshots_for_the_docs(page_of: Any, scheme: str) -> None:
-    """docs/status-page-*.png, shown in docs/health-endpoint.md: healthy, then a provider outage."""
+def test_screenshots_for_the_docs(page_of: Any, scheme: str, tmp_path: Path) -> None:
+    """docs/status-page-*.png, shown in docs/health-endpoint.md: healthy, then a provider outage. Written
+    to docs/ with UPDATE_SCREENSHOTS=1 (a test run leaves the checkout as it was), else to a temporary
+    directory: the page is still driven and checked."""
+    shots = DOCS if os.environ.get("UPDATE_SCREENSHOTS") == "1" else tmp_path
     registry, clock = _outage_registry()
     app = health_asgi_app(
         registry, poll_interval_s=0.3, trace_url_template="http://localhost:16686/trace/{trace_id}"
@@ -203,11 +207,11 @@ def test_screenshots_for_the_docs(page_of: Any, scheme: str) -> None:
         page = page_of(base + "/health/ui")
         page.emulate_media(color_scheme=scheme)
         if scheme == "light":
-            page.screenshot(path=str(DOCS / "status-page-healthy.png"), full_page=True)
+            page.screenshot(path=str(shots / "status-page-healthy.png"), full_page=True)
         _fail_provider(registry, clock, "anthropic")
         page.wait_for_selector('section[data-provider="anthropic"] .badge[data-status="unhealthy"]')
         page.locator(_row("claude-haiku-4-5") + " summary").click()
-        page.screenshot(path=str(DOCS / f"status-page-outage-{scheme}.png"), full_page=True)
+        page.screenshot(path=str(shots / f"status-page-outage-{scheme}.png"), full_page=True)
         # Unhealthy first: the provider in an outage is the first group on the page.
         assert page.locator("section.provider").first.get_attribute("data-provider") == "anthropic"
         assert "[REDACTED]" in page.locator(_row("claude-haiku-4-5")).inner_text()
