@@ -35,7 +35,9 @@ class Announcer:
         self._clock = clock
         self._wall_clock = wall_clock
         self.scratch: list[HealthTransition] = []  # the current section's transitions, in order
-        self._offset: float | None = None  # wall - monotonic, per locked section that needs it
+        # wall - monotonic, read once per locked section that needs it; the registry sets it back to None
+        # at the end of every section (an attribute store: a method call would cost every record more).
+        self.offset: float | None = None
         # The record under way (set by the registry): what ``emit_in_context`` attaches to its steps.
         self.state: ModelState | None = None
         self.result = CallResult(Outcome.SUCCESS)
@@ -47,18 +49,15 @@ class Announcer:
         self.outages = 0
 
     def wall(self, mono: float) -> float:
-        offset = self._offset
+        offset = self.offset
         if offset is None:
-            offset = self._offset = self._wall_clock() - self._clock()
+            offset = self.offset = self._wall_clock() - self._clock()
         return mono + offset
-
-    def end_section(self) -> None:
-        self._offset = None
 
     def reset(self) -> None:
         """After a fork: a section the parent had under way is not this process's."""
         self.scratch = []
-        self._offset = None
+        self.offset = None
 
     def emit_in_context(self, step: Step) -> None:
         """The ``emit`` of a record (``state``, ``result`` and ``now`` set by the registry)."""

@@ -248,8 +248,9 @@ class HealthRegistry:
 
     def _publish(self) -> None:
         """Under the lock, at the end of a section: move its transitions to the queue, in order."""
-        self._announce.end_section()
-        scratch = self._announce.scratch
+        announce = self._announce
+        announce.offset = None
+        scratch = announce.scratch
         if scratch:
             fleet = self._fleet
             if fleet is None:
